@@ -1,0 +1,6 @@
+//! Moderation: suspending and reinstating users, with an audit trail.
+
+pub mod audit;
+pub mod routes;
+pub mod schemas;
+pub mod services;

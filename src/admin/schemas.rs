@@ -1,0 +1,10 @@
+//! Request bodies of the admin endpoints.
+
+use poem_openapi::Object;
+
+/// Why an admin took an action; kept in the audit log.
+#[derive(Debug, Object)]
+pub struct ReasonRequest {
+    /// 1 to 1000 characters.
+    pub reason: String,
+}

@@ -1,0 +1,7 @@
+//! Accounts and logins: register, login, refresh, logout, me, password change.
+
+pub mod models;
+pub mod routes;
+pub mod schemas;
+pub mod services;
+pub mod sessions;

@@ -1,0 +1,261 @@
+//! Account rules: who may register, log in, refresh, log out and change a password.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::{
+    auth::{
+        models::{NewUser, UserRow},
+        schemas::{LoginRequest, PasswordChangeRequest, RegisterRequest, TokenPair, User},
+        sessions::{self, RevokeReason, Scope},
+    },
+    config::Secret,
+    core::{auth::CurrentUser, ids::UserId, limiter::ClientIp},
+    db::{
+        enums::UserRole,
+        schema::{clients, users, workers},
+    },
+    error::{AppError, FieldError},
+    state::AppState,
+};
+
+const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+const NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=200;
+
+/// An email address, trimmed and lower-cased: the form it is stored and looked up in.
+pub fn normalize_email(raw: &str) -> Result<String, FieldError> {
+    let email = raw.trim().to_lowercase();
+    if email.len() <= 254 && email_address::EmailAddress::is_valid(&email) {
+        Ok(email)
+    } else {
+        Err(FieldError::new("email", "must be a valid email address"))
+    }
+}
+
+/// A new password: 8 to 128 characters (not bytes).
+pub fn check_password(field: &str, password: &str) -> Result<(), FieldError> {
+    if PASSWORD_CHARS.contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, "must be 8 to 128 characters"))
+    }
+}
+
+fn normalize_name(raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
+    if NAME_CHARS.contains(&name.chars().count()) {
+        Ok(name.to_owned())
+    } else {
+        Err(FieldError::new("full_name", "must be 1 to 200 characters"))
+    }
+}
+
+/// Collects every field error of a request at once, so a form shows them together.
+fn all_valid<const N: usize>(checks: [Option<FieldError>; N]) -> Result<(), AppError> {
+    let errors: Vec<FieldError> = checks.into_iter().flatten().collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::invalid_fields(errors))
+    }
+}
+
+/// Creates a user and its role profile in one transaction.
+pub async fn create_user(
+    state: &AppState,
+    email: &str,
+    password: Secret,
+    full_name: &str,
+    role: UserRole,
+) -> Result<UserRow, AppError> {
+    let password_hash = state.passwords.hash(password).await?;
+    let mut conn = state.db.get().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let user: UserRow = diesel::insert_into(users::table)
+            .values(NewUser {
+                id: UserId::new(),
+                email,
+                password_hash: &password_hash,
+                full_name,
+                role,
+            })
+            .returning(UserRow::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(|err| match err {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => AppError::conflict("email_taken", "an account with this email already exists"),
+                other => other.into(),
+            })?;
+        match role {
+            UserRole::Worker => {
+                diesel::insert_into(workers::table)
+                    .values(workers::user_id.eq(user.id))
+                    .execute(conn)
+                    .await?;
+            }
+            UserRole::Client => {
+                diesel::insert_into(clients::table)
+                    .values(clients::user_id.eq(user.id))
+                    .execute(conn)
+                    .await?;
+            }
+            UserRole::Admin => {}
+        }
+        Ok(user)
+    })
+    .await
+}
+
+/// Self-service sign-up, for clients and workers only.
+pub async fn register(
+    state: &AppState,
+    ip: ClientIp,
+    body: RegisterRequest,
+) -> Result<User, AppError> {
+    let email = normalize_email(&body.email);
+    let name = normalize_name(&body.full_name);
+    all_valid([
+        email.as_ref().err().cloned(),
+        check_password("password", &body.password).err(),
+        name.as_ref().err().cloned(),
+        (body.role == UserRole::Admin).then(|| FieldError::new("role", "must be client or worker")),
+    ])?;
+    let (email, name) = (email?, name?);
+    state.limits.check_login(ip, &email)?;
+    create_user(state, &email, Secret::new(body.password), &name, body.role)
+        .await
+        .map(User::from)
+}
+
+/// Checks the password (always spending one hash), then opens a session. A wrong
+/// email and a wrong password get the same answer; suspension is revealed only to
+/// someone who knows the password.
+pub async fn login(
+    state: &AppState,
+    ip: ClientIp,
+    body: LoginRequest,
+) -> Result<TokenPair, AppError> {
+    // A malformed email cannot match an account; it still costs a hash below.
+    let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
+    state.limits.check_login(ip, &email)?;
+    let mut conn = state.db.get().await?;
+    let user: Option<UserRow> = users::table
+        .filter(users::email.eq(&email))
+        .select(UserRow::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?;
+    drop(conn);
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !state
+        .passwords
+        .verify(Secret::new(body.password), hash)
+        .await?
+    {
+        return Err(AppError::InvalidCredentials);
+    }
+    let user = user.ok_or(AppError::InvalidCredentials)?;
+    sessions::open(state, user.id, user.role).await
+}
+
+/// Revokes the caller's login, and the login of `refresh_token` when it is the caller's.
+pub async fn logout(
+    state: &AppState,
+    caller: CurrentUser,
+    refresh_token: Option<&str>,
+) -> Result<(), AppError> {
+    let other = match refresh_token {
+        Some(token) => sessions::session_of(state, caller.id, token).await?,
+        None => None,
+    };
+    let mut covered = vec![caller.session];
+    covered.extend(other.filter(|s| *s != caller.session));
+    sessions::revoke(state, Scope::Sessions(&covered), RevokeReason::Logout).await
+}
+
+pub async fn me(state: &AppState, caller: CurrentUser) -> Result<User, AppError> {
+    let mut conn = state.db.get().await?;
+    let user: UserRow = users::table
+        .find(caller.id)
+        .select(UserRow::as_select())
+        .first(&mut conn)
+        .await?;
+    Ok(user.into())
+}
+
+/// Changes the password and revokes every other login of the user.
+pub async fn change_password(
+    state: &AppState,
+    caller: CurrentUser,
+    body: PasswordChangeRequest,
+) -> Result<(), AppError> {
+    let mut conn = state.db.get().await?;
+    let current_hash: String = users::table
+        .find(caller.id)
+        .select(users::password_hash)
+        .first(&mut conn)
+        .await?;
+    drop(conn);
+    if !state
+        .passwords
+        .verify(Secret::new(body.current_password), Some(current_hash))
+        .await?
+    {
+        return Err(AppError::WrongPassword);
+    }
+    check_password("new_password", &body.new_password)?;
+    let new_hash = state.passwords.hash(Secret::new(body.new_password)).await?;
+    let mut conn = state.db.get().await?;
+    let revoked = conn
+        .transaction::<_, AppError, _>(async move |conn| {
+            diesel::update(users::table.find(caller.id))
+                .set((
+                    users::password_hash.eq(&new_hash),
+                    users::updated_at.eq(chrono::Utc::now()),
+                ))
+                .execute(conn)
+                .await?;
+            let scope = Scope::User {
+                user: caller.id,
+                except: Some(caller.session),
+            };
+            sessions::mark_revoked(conn, scope, RevokeReason::PasswordChanged).await
+        })
+        .await?;
+    drop(conn);
+    state.revocations.revoke(&revoked).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn emails_are_normalised() {
+        assert_eq!(
+            normalize_email("  Ana@Example.COM ").as_deref(),
+            Ok("ana@example.com")
+        );
+        assert!(normalize_email("not-an-email").is_err());
+        assert!(normalize_email("").is_err());
+    }
+
+    #[test]
+    fn password_length_counts_characters() {
+        assert!(check_password("password", "ééééééé").is_err());
+        assert!(check_password("password", "éééééééé").is_ok());
+        assert!(check_password("password", &"x".repeat(129)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn normalised_emails_are_fixed_points(raw in "[A-Za-z0-9._%+-]{1,20}@[A-Za-z0-9-]{1,20}\\\\.[A-Za-z]{2,6}") {
+            let once = normalize_email(&raw).expect("valid");
+            prop_assert_eq!(normalize_email(&once).expect("valid"), once);
+        }
+    }
+}

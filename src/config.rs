@@ -1,0 +1,360 @@
+//! Settings from the environment (and `.env`), parsed and validated once at start-up.
+//!
+//! Every key has a default suited to a laptop; `.env.sample` documents them all. A bad
+//! value stops start-up with one line naming the key and the form it expects, so a
+//! misconfigured deployment fails loudly instead of half-working.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use ipnet::IpNet;
+use url::Url;
+
+/// The development JWT key: fine on a laptop, refused when `APP_ENV=production`.
+const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
+
+/// Where the service runs; production turns insecure defaults into start-up errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Test,
+    Production,
+}
+
+/// A value that must never be printed: `Debug` shows a placeholder.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The validated configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub app_env: AppEnv,
+    pub database_url: Url,
+    pub redis_url: Url,
+    /// Prepended to every Redis key, so deployments (and tests) can share one Redis.
+    pub redis_prefix: String,
+    pub bind: SocketAddr,
+    pub jwt_secret: Secret,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub upload_dir: String,
+    pub upload_max_bytes: u64,
+    pub log_dir: String,
+    pub log_level: String,
+    /// Sustained requests per second allowed per client IP on every route.
+    pub rate_limit_per_sec: u32,
+    /// Extra requests a client IP may fire at once on top of the sustained rate.
+    pub rate_limit_burst: u32,
+    /// Login and register attempts per minute, per client IP and per email.
+    pub rate_limit_login_per_min: u32,
+    pub db_pool_size: usize,
+    /// How long a request waits for a pooled connection before it gets 503.
+    pub db_pool_timeout: Duration,
+    /// Server-side cap on any one SQL statement.
+    pub db_statement_timeout: Duration,
+    pub currency: String,
+    pub cors_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub job_request_ttl: Duration,
+    pub job_expiry_interval: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+/// A configuration key that could not be used, with the form it expects.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {key}={value:?}: expected {expected}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl Settings {
+    /// Reads `.env` (when present) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; the environment alone is then the source.
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds settings from any key lookup, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let app_env = env.parse(
+            "APP_ENV",
+            "development",
+            "one of development, test, production",
+            |v| match v {
+                "development" => Some(AppEnv::Development),
+                "test" => Some(AppEnv::Test),
+                "production" => Some(AppEnv::Production),
+                _ => None,
+            },
+        )?;
+        let jwt_secret = match env.get("JWT_SECRET") {
+            Some(secret) if secret.len() >= 32 => Secret::new(secret),
+            Some(secret) if app_env == AppEnv::Production || !secret.is_empty() => {
+                return Err(ConfigError {
+                    key: "JWT_SECRET",
+                    value: "***".into(),
+                    expected: "at least 32 bytes",
+                });
+            }
+            _ if app_env == AppEnv::Production => {
+                return Err(ConfigError {
+                    key: "JWT_SECRET",
+                    value: String::new(),
+                    expected: "a secret of at least 32 bytes (required when APP_ENV=production)",
+                });
+            }
+            _ => Secret::new(DEV_JWT_SECRET),
+        };
+
+        Ok(Self {
+            app_env,
+            database_url: env.url(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/marketplace",
+                &["postgres", "postgresql"],
+                "postgres://user[:password]@host[:port]/database",
+            )?,
+            redis_url: env.url(
+                "REDIS_URL",
+                "redis://127.0.0.1:6379/0",
+                &["redis", "rediss"],
+                "redis://host[:port][/db]",
+            )?,
+            redis_prefix: env.parse(
+                "REDIS_KEY_PREFIX",
+                "marketplace:",
+                "letters, digits and ':_-'",
+                |v| {
+                    v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b))
+                        .then(|| v.to_owned())
+                },
+            )?,
+            bind: env.from_str("BIND", "127.0.0.1:8080", "host:port, e.g. 127.0.0.1:8080")?,
+            jwt_secret,
+            access_token_ttl: env.seconds("ACCESS_TOKEN_TTL", 900)?,
+            refresh_token_ttl: env.seconds("REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
+            upload_dir: env.non_empty("UPLOAD_DIR", "uploads")?,
+            upload_max_bytes: env.positive("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)?,
+            log_dir: env.non_empty("LOG_DIR", "logs")?,
+            log_level: env.parse(
+                "LOG_LEVEL",
+                "info",
+                "a tracing filter such as info or marketplace=debug,info",
+                |v| {
+                    tracing_subscriber::EnvFilter::try_new(v)
+                        .ok()
+                        .map(|_| v.to_owned())
+                },
+            )?,
+            rate_limit_per_sec: env.positive("RATE_LIMIT_PER_SEC", 50)?,
+            rate_limit_burst: env.positive("RATE_LIMIT_BURST", 100)?,
+            rate_limit_login_per_min: env.positive("RATE_LIMIT_LOGIN_PER_MIN", 10)?,
+            db_pool_size: env.positive("DB_POOL_SIZE", 16)?,
+            db_pool_timeout: env.seconds("DB_POOL_TIMEOUT", 5)?,
+            db_statement_timeout: env.seconds("DB_STATEMENT_TIMEOUT", 30)?,
+            currency: env.parse(
+                "CURRENCY",
+                "EUR",
+                "a three-letter ISO 4217 code such as EUR",
+                |v| {
+                    (v.len() == 3 && v.bytes().all(|b| b.is_ascii_uppercase()))
+                        .then(|| v.to_owned())
+                },
+            )?,
+            cors_origins: env.list("CORS_ORIGINS"),
+            trusted_proxies: env
+                .list("TRUSTED_PROXIES")
+                .iter()
+                .map(|item| parse_net(item))
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    env.error("TRUSTED_PROXIES", "comma-separated IP addresses or CIDRs")
+                })?,
+            job_request_ttl: env.seconds("JOB_REQUEST_TTL", 172_800)?,
+            job_expiry_interval: env.seconds("JOB_EXPIRY_INTERVAL", 60)?,
+            shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT", 10)?,
+        })
+    }
+}
+
+/// An IP address (a /32 or /128) or a CIDR block.
+fn parse_net(item: &str) -> Option<IpNet> {
+    item.parse::<IpNet>()
+        .ok()
+        .or_else(|| item.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// Typed access to one lookup; each method names the key in its error.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        (self.0)(key).map(|v| v.trim().to_owned())
+    }
+
+    fn error(&self, key: &'static str, expected: &'static str) -> ConfigError {
+        ConfigError {
+            key,
+            value: self.get(key).unwrap_or_default(),
+            expected,
+        }
+    }
+
+    fn parse<T>(
+        &self,
+        key: &'static str,
+        default: &str,
+        expected: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        let raw = self.get(key).filter(|v| !v.is_empty());
+        parse(raw.as_deref().unwrap_or(default)).ok_or_else(|| self.error(key, expected))
+    }
+
+    fn from_str<T: FromStr>(
+        &self,
+        key: &'static str,
+        default: &str,
+        expected: &'static str,
+    ) -> Result<T, ConfigError> {
+        self.parse(key, default, expected, |v| v.parse().ok())
+    }
+
+    fn positive<T: FromStr + Default + PartialOrd + ToString>(
+        &self,
+        key: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        self.parse(key, &default.to_string(), "a positive whole number", |v| {
+            v.parse::<T>().ok().filter(|n| *n > T::default())
+        })
+    }
+
+    fn seconds(&self, key: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.positive(key, default).map(Duration::from_secs)
+    }
+
+    fn non_empty(&self, key: &'static str, default: &str) -> Result<String, ConfigError> {
+        self.parse(key, default, "a non-empty path", |v| Some(v.to_owned()))
+    }
+
+    fn url(
+        &self,
+        key: &'static str,
+        default: &str,
+        schemes: &[&str],
+        expected: &'static str,
+    ) -> Result<Url, ConfigError> {
+        self.parse(key, default, expected, |v| {
+            Url::parse(v).ok().filter(|u| {
+                schemes.contains(&u.scheme()) && u.host_str().is_some_and(|h| !h.is_empty())
+            })
+        })
+    }
+
+    fn list(&self, key: &str) -> Vec<String> {
+        self.get(key)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = settings(&[]).expect("defaults");
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.upload_max_bytes, 10 * 1024 * 1024);
+        assert_eq!(s.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(s.database_url.path(), "/marketplace");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (key, value) in [
+            ("BIND", "nonsense"),
+            ("UPLOAD_MAX_BYTES", "-1"),
+            ("UPLOAD_MAX_BYTES", "0"),
+            ("DATABASE_URL", "not a url"),
+            ("DATABASE_URL", "mysql://localhost/x"),
+            ("REDIS_URL", "http://x"),
+            ("DB_POOL_SIZE", "many"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8,nope"),
+            ("APP_ENV", "staging"),
+            ("CURRENCY", "euro"),
+        ] {
+            let err = settings(&[(key, value)]).expect_err(key);
+            assert_eq!(err.key, key);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn production_requires_a_long_secret() {
+        let err = settings(&[("APP_ENV", "production")]).expect_err("missing secret");
+        assert_eq!(err.key, "JWT_SECRET");
+        let err =
+            settings(&[("APP_ENV", "production"), ("JWT_SECRET", "short")]).expect_err("short");
+        assert!(
+            !err.to_string().contains("short"),
+            "the secret must not be echoed"
+        );
+        let long = "x".repeat(32);
+        assert!(settings(&[("APP_ENV", "production"), ("JWT_SECRET", &long)]).is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_take_ips_and_cidrs() {
+        let s = settings(&[("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]).expect("valid");
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert!(
+            s.trusted_proxies[1].contains(&"10.1.2.3".parse::<std::net::IpAddr>().expect("ip"))
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let s = settings(&[("JWT_SECRET", &"s".repeat(40))]).expect("valid");
+        assert!(!format!("{s:?}").contains(&"s".repeat(40)));
+    }
+}

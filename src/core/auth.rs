@@ -1,0 +1,73 @@
+//! Who is calling: the bearer scheme and the role guards routes declare.
+//!
+//! Each guard is a poem-openapi `SecurityScheme` named `bearer`, so the OpenAPI document
+//! shows one scheme while every route states, in its signature, which roles it admits.
+//! A route that takes no guard is public; one that takes a guard cannot forget to check.
+
+use poem::Request;
+use poem_openapi::{SecurityScheme, auth::Bearer};
+
+use crate::{
+    core::ids::{SessionId, UserId},
+    db::enums::UserRole,
+    error::AppError,
+    state::AppState,
+};
+
+/// The authenticated caller, from a valid, unrevoked access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrentUser {
+    pub id: UserId,
+    pub role: UserRole,
+    pub session: SessionId,
+}
+
+/// Verifies the token, then asks Redis (one round trip) whether its login was revoked.
+async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| AppError::internal("application state missing"))?;
+    let claims = state.tokens.verify(&bearer.token)?;
+    if state.revocations.is_revoked(&state.db, claims.sid).await? {
+        return Err(AppError::TokenRevoked.into());
+    }
+    Ok(CurrentUser {
+        id: claims.sub,
+        role: claims.role,
+        session: claims.sid,
+    })
+}
+
+/// Authenticates, then admits only the listed roles (others get 403).
+async fn require(req: &Request, bearer: Bearer, roles: &[UserRole]) -> poem::Result<CurrentUser> {
+    let user = authenticate(req, bearer).await?;
+    if roles.contains(&user.role) {
+        Ok(user)
+    } else {
+        Err(AppError::Forbidden("your role may not use this endpoint").into())
+    }
+}
+
+/// Any authenticated user.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "bearer",
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "authenticate"
+)]
+pub struct AnyUser(pub CurrentUser);
+
+/// Admins only.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "bearer",
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "admin_only"
+)]
+pub struct AdminUser(pub CurrentUser);
+
+async fn admin_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
+    require(req, bearer, &[UserRole::Admin]).await
+}

@@ -1,0 +1,110 @@
+//! `JsonBody<T>`: the request-body extractor every JSON route uses.
+//!
+//! poem-openapi's `Json<T>` answers 400 for everything, reads bodies of any size and
+//! demands a Content-Type. The contract wants more precision: bytes that are not JSON
+//! are 400 `malformed_body`, JSON of the wrong shape is 422 `validation_failed`, a body
+//! over [`MAX_JSON_BYTES`] is 413, and action endpoints accept an empty body or none
+//! (read as `{}`), with or without a Content-Type.
+
+use poem::{Request, RequestBody, error::ReadBodyError};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+    payload::{ParsePayload, Payload},
+    registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry},
+    types::{ParseFromJSON, Type},
+};
+
+use crate::error::AppError;
+
+/// No JSON request of this API is anywhere near this; larger bodies are refused unread.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// A JSON request body parsed into `T`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn check_content_type(content_type: &str) -> bool {
+        content_type.parse::<mime::Mime>().is_ok_and(|mime| {
+            mime.type_() == mime::APPLICATION
+                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+        })
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        if let Some(content_type) = request.content_type() {
+            if !Self::check_content_type(content_type) {
+                return Err(AppError::UnsupportedMediaType(format!(
+                    "expected application/json, got {content_type}"
+                ))
+                .into());
+            }
+        }
+        let bytes = body
+            .take()?
+            .into_bytes_limit(MAX_JSON_BYTES)
+            .await
+            .map_err(|err| match err {
+                ReadBodyError::PayloadTooLarge => AppError::PayloadTooLarge,
+                other => AppError::MalformedBody(format!("could not read the body: {other}")),
+            })?;
+        let value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Value::Object(serde_json::Map::new())
+        } else {
+            serde_json::from_slice(&bytes).map_err(|err| {
+                AppError::MalformedBody(format!("the body is not valid JSON: {err}"))
+            })?
+        };
+        T::parse_from_json(Some(value)).map(Self).map_err(|err| {
+            AppError::Validation {
+                detail: err.into_message(),
+                errors: Vec::new(),
+            }
+            .into()
+        })
+    }
+}
+
+impl<'a, T: ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Self as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: <Self as Payload>::CONTENT_TYPE,
+                schema: <Self as Payload>::schema_ref(),
+            }],
+            required: <T as Type>::IS_REQUIRED,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        <Self as ParsePayload>::from_request(request, body).await
+    }
+}

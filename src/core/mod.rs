@@ -1,0 +1,13 @@
+//! Cross-cutting machinery every feature module shares.
+
+pub mod auth;
+pub mod ids;
+pub mod json;
+pub mod jwt;
+pub mod limiter;
+pub mod logging;
+pub mod metrics;
+pub mod password;
+pub mod redis;
+pub mod request_id;
+pub mod revocation;

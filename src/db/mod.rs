@@ -1,0 +1,164 @@
+//! PostgreSQL: the connection pool, database creation and embedded migrations.
+
+pub mod enums;
+pub mod schema;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::{ConnectionError, sql_types::BigInt};
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+    async_connection_wrapper::AsyncConnectionWrapper,
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+        deadpool::{Hook, HookError, Object, Pool},
+    },
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use url::Url;
+
+use crate::config::Settings;
+
+/// The shared pool; every request borrows one connection from it.
+pub type DbPool = Pool<AsyncPgConnection>;
+/// A connection checked out of [`DbPool`].
+pub type DbConn = Object<AsyncPgConnection>;
+
+/// Every migration in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Serialises migrators of every instance: `hashtext('marketplace.migrations')` would do
+/// too, but a constant is easier to find in `pg_locks`.
+const MIGRATION_LOCK_KEY: i64 = 0x6d61_726b_6574_0001;
+
+/// Connections are replaced after this long, so server-side memory and
+/// configuration changes do not live forever.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+
+/// Creates the pool. Connections are opened lazily: a database that is down at
+/// start-up makes requests answer 503, and the pool recovers when it returns.
+pub fn pool(settings: &Settings) -> anyhow::Result<DbPool> {
+    let url = connection_url(settings);
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    // A broken connection is detected on use and discarded; verifying every checkout
+    // with `SELECT 1` would add a round trip to every request.
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url.as_str(), config);
+    let timeout = Some(settings.db_pool_timeout);
+    Pool::builder(manager)
+        .max_size(settings.db_pool_size)
+        .wait_timeout(timeout)
+        .create_timeout(timeout)
+        .recycle_timeout(timeout)
+        .runtime(deadpool::Runtime::Tokio1)
+        .pre_recycle(Hook::sync_fn(|_, metrics| {
+            if metrics.age() > MAX_CONNECTION_AGE {
+                Err(HookError::message("connection reached its maximum age"))
+            } else {
+                Ok(())
+            }
+        }))
+        .build()
+        .context("building the database pool")
+}
+
+/// The configured URL plus the per-connection settings PostgreSQL applies at
+/// connect time, so they cost no extra round trip.
+fn connection_url(settings: &Settings) -> Url {
+    let mut url = settings.database_url.clone();
+    let statement_timeout_ms = settings.db_statement_timeout.as_millis();
+    let connect_timeout = settings.db_pool_timeout.as_secs().max(1);
+    // Built by hand: `query_pairs_mut` writes spaces as `+`, which libpq-style parsers
+    // (tokio-postgres included) do not decode.
+    let extra = format!(
+        "application_name=marketplace&connect_timeout={connect_timeout}&options=-c%20statement_timeout%3D{statement_timeout_ms}"
+    );
+    let query = match url.query() {
+        Some(existing) if !existing.is_empty() => format!("{existing}&{extra}"),
+        _ => extra,
+    };
+    url.set_query(Some(&query));
+    url
+}
+
+/// Creates the database named in `DATABASE_URL` when it does not exist yet.
+pub async fn ensure_database(database_url: &Url) -> anyhow::Result<()> {
+    let name = database_url.path().trim_start_matches('/').to_owned();
+    anyhow::ensure!(
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        "DATABASE_URL must name a database made of letters, digits, '_' or '-'"
+    );
+    let mut admin_url = database_url.clone();
+    admin_url.set_path("/postgres");
+    let mut conn = AsyncPgConnection::establish(admin_url.as_str())
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", redacted(database_url)))?;
+    let exists: i64 = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(&name)
+        .get_result::<Count>(&mut conn)
+        .await?
+        .n;
+    if exists == 0 {
+        // The name was checked above to be a plain identifier.
+        match conn
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+        {
+            Ok(()) => tracing::info!(database = %name, "created database"),
+            // Another instance created it between our check and now.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("already exists") => {}
+            Err(err) => return Err(err).context("creating the database"),
+        }
+    }
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Applies pending migrations under an advisory lock, so instances starting together
+/// migrate one at a time; returns the versions it applied.
+pub async fn run_migrations(database_url: &Url) -> anyhow::Result<Vec<String>> {
+    let url = database_url.to_string();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let mut conn =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .map_err(|e: ConnectionError| anyhow::anyhow!("connecting for migrations: {e}"))?;
+        advisory(&mut conn, "SELECT pg_advisory_lock($1)")?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.iter().map(ToString::to_string).collect())
+            .map_err(|e| anyhow::anyhow!("running migrations: {e}"));
+        advisory(&mut conn, "SELECT pg_advisory_unlock($1)")?;
+        applied
+    })
+    .await?
+}
+
+fn advisory(
+    conn: &mut AsyncConnectionWrapper<AsyncPgConnection>,
+    sql: &str,
+) -> diesel::QueryResult<usize> {
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(sql).bind::<BigInt, _>(MIGRATION_LOCK_KEY),
+        conn,
+    )
+}
+
+/// The URL without its password, for messages.
+pub fn redacted(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}

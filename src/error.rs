@@ -1,0 +1,313 @@
+//! The one error type of the service and its RFC 9457 `application/problem+json` form.
+//!
+//! Services return `Result<T, AppError>`; this module alone chooses status codes. Errors
+//! that are not ours (poem's unknown route, poem-openapi's parse failures) are turned into
+//! the same shape by [`into_problem`], so a client never sees a plain-text error body.
+
+use std::borrow::Cow;
+
+use poem::{
+    Response,
+    error::ResponseError,
+    http::{HeaderValue, StatusCode, header},
+};
+use poem_openapi::{
+    ApiResponse, Object,
+    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::ToJSON,
+};
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document, as every error response carries it.
+#[derive(Debug, Object)]
+#[oai(rename = "Problem")]
+pub struct Problem {
+    /// `about:blank`: the `code` is the machine-readable discriminator.
+    #[oai(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable snake_case code; an existing code never changes meaning.
+    pub code: String,
+    /// Present on validation errors: which fields failed and why.
+    #[oai(skip_serializing_if_is_none)]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+/// Everything that can go wrong in a request, by what the client should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error("the cursor is not one this API issued")]
+    BadCursor,
+    #[error("{detail}")]
+    Validation {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("the token has been revoked")]
+    TokenRevoked,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("the account is suspended")]
+    AccountSuspended,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("the resource does not exist")]
+    NotFound,
+    #[error("the method is not allowed on this resource")]
+    MethodNotAllowed,
+    /// A conflict with the current state; `code` names which.
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        detail: Cow<'static, str>,
+    },
+    #[error("the payload is larger than the limit")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency (PostgreSQL, Redis) is unreachable or timed out.
+    #[error("{0} is unavailable")]
+    Unavailable(&'static str),
+    /// A bug or an unexpected failure: logged in full, answered opaquely.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    /// A 422 from several field errors (never call it with an empty list).
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self::Validation { detail, errors }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        Self::Internal(anyhow::anyhow!("{message}"))
+    }
+
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedBody(_) => "malformed_body",
+            Self::BadCursor => "bad_cursor",
+            Self::Validation { .. } => "validation_failed",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::TokenRevoked => "token_revoked",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden(_) => "forbidden",
+            Self::AccountSuspended => "account_suspended",
+            Self::WrongPassword => "wrong_password",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict { code, .. } => code,
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable(_) => "dependency_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let status = self.status();
+        let detail = match self {
+            // Internals never leave the process; the log has them under the request id.
+            Self::Internal(_) => "an internal error occurred; it has been logged".to_owned(),
+            other => other.to_string(),
+        };
+        Problem {
+            kind: "about:blank".to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: self.code().to_owned(),
+            errors: match self {
+                Self::Validation { errors, .. } => Some(errors.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(error: FieldError) -> Self {
+        Self::invalid_fields(vec![error])
+    }
+}
+
+impl ResponseError for AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedBody(_) | Self::BadCursor => StatusCode::BAD_REQUEST,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) | Self::TokenRevoked | Self::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden(_) | Self::AccountSuspended | Self::WrongPassword => {
+                StatusCode::FORBIDDEN
+            }
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn as_response(&self) -> Response {
+        match self {
+            Self::Internal(err) => tracing::error!(error = ?err, "internal error"),
+            Self::Unavailable(dependency) => tracing::warn!(dependency, "dependency unavailable"),
+            _ => {}
+        }
+        let body = self.problem().to_json_string();
+        let mut response = Response::builder()
+            .status(self.status())
+            .content_type("application/problem+json")
+            .body(body);
+        let headers = response.headers_mut();
+        match self {
+            Self::Unauthorized(_) | Self::TokenRevoked => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::PayloadTooLarge => {
+                // The rest of an oversized body is not read: the connection cannot be reused.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Documents the problem+json responses an operation may give.
+impl ApiResponse for AppError {
+    fn meta() -> MetaResponses {
+        let statuses: [(u16, &'static str); 9] = [
+            (400, "Malformed request (`malformed_body`, `bad_cursor`)"),
+            (401, "Missing, invalid, expired or revoked token"),
+            (403, "Role or ownership does not allow this"),
+            (404, "No such resource visible to the caller"),
+            (409, "Conflict with the current state"),
+            (422, "Well-formed but invalid values (`validation_failed`)"),
+            (429, "Rate limited; see `Retry-After`"),
+            (500, "Internal error (logged, never detailed)"),
+            (503, "A dependency is unavailable"),
+        ];
+        MetaResponses {
+            responses: statuses
+                .into_iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/problem+json",
+                        schema: <Problem as poem_openapi::types::Type>::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        <Problem as poem_openapi::types::Type>::register(registry);
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match err {
+            Error::NotFound => Self::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                Self::Unavailable("database")
+            }
+            // statement_timeout and connection loss surface as these.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if info
+                    .message()
+                    .contains("canceling statement due to statement timeout")
+                    || info.message().contains("connection closed") =>
+            {
+                Self::Unavailable("database")
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
+    fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        tracing::warn!(error = %err, "database pool");
+        Self::Unavailable("database")
+    }
+}
+
+/// Turns any error that reached the top of the router into problem+json.
+///
+/// Ours keep their code; poem's and poem-openapi's are classified by status, keeping
+/// their message only for client errors (it says what was wrong with the request).
+pub fn into_problem(err: poem::Error) -> Response {
+    if let Some(app) = err.downcast_ref::<AppError>() {
+        return app.as_response();
+    }
+    let status = err.status();
+    let message = err.to_string();
+    let app = match status {
+        StatusCode::NOT_FOUND => AppError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType(message),
+        StatusCode::UNAUTHORIZED => AppError::Unauthorized("authentication is required"),
+        StatusCode::UNPROCESSABLE_ENTITY => AppError::Validation {
+            detail: message,
+            errors: Vec::new(),
+        },
+        s if s.is_client_error() => AppError::MalformedBody(message),
+        _ => AppError::internal(message),
+    };
+    app.as_response()
+}

@@ -1,0 +1,117 @@
+//! The `marketplace` command: serve (default), migrate, create-admin.
+
+use std::{io::BufRead, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use marketplace::{
+    auth::services::{check_password, create_user, normalize_email},
+    config::{Secret, Settings},
+    core::logging::{self, LogTargets},
+    db::enums::UserRole,
+    error::AppError,
+    server,
+    state::AppState,
+};
+
+#[derive(Parser)]
+#[command(version, about = "Backend of a service marketplace")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database if needed, migrate, and serve HTTP (the default).
+    Serve,
+    /// Create the database if needed and apply pending migrations, then exit.
+    Migrate,
+    /// Create an admin account (admins are never self-registered).
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input (never from argv,
+        /// where other users could see it).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _log_guard = match logging::init(&LogTargets {
+        level: &settings.log_level,
+        dir: &settings.log_dir,
+        stdout: true,
+    }) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("cannot set up logging in {}: {err}", settings.log_dir);
+            return ExitCode::FAILURE;
+        }
+    };
+    if settings.jwt_secret.expose().len() < 32
+        || settings.app_env != marketplace::config::AppEnv::Production
+    {
+        tracing::warn!("JWT_SECRET is the development default or APP_ENV is not production");
+    }
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => server::serve(settings).await,
+            Command::Migrate => {
+                let applied = server::migrate(&settings).await?;
+                println!("applied {} migration(s)", applied.len());
+                Ok(())
+            }
+            Command::CreateAdmin { email, .. } => create_admin(settings, &email).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "failed");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn create_admin(settings: Settings, email: &str) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let email = normalize_email(email).map_err(|e| anyhow::anyhow!("--email {}", e.message))?;
+    check_password("password", &password).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
+    server::migrate(&settings).await?;
+    let state = AppState::new(settings)?;
+    match create_user(
+        &state,
+        &email,
+        Secret::new(password),
+        "Administrator",
+        UserRole::Admin,
+    )
+    .await
+    {
+        Ok(user) => {
+            println!("created admin {} ({})", user.email, user.id);
+            Ok(())
+        }
+        Err(AppError::Conflict { .. }) => anyhow::bail!("a user with email {email} already exists"),
+        Err(err) => Err(err.into()),
+    }
+}

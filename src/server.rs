@@ -1,0 +1,74 @@
+//! `marketplace serve` and `marketplace migrate`: start-up, serving, graceful shutdown.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use poem::{Server, listener::TcpListener};
+
+use crate::{app, config::Settings, db, state::AppState, tasks};
+
+/// Creates the database when missing and applies pending migrations.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    db::ensure_database(&settings.database_url).await?;
+    db::run_migrations(&settings.database_url).await
+}
+
+/// Migrates, then serves until SIGTERM or Ctrl-C; in-flight requests get
+/// `SHUTDOWN_TIMEOUT` to finish, then pools are closed.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let applied = migrate(&settings).await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "applied migrations");
+    }
+    let state = AppState::new(settings)?;
+    if let Err(err) = state.revocations.refill(&state.db).await {
+        // Requests fall back to PostgreSQL until a refill succeeds.
+        tracing::warn!(error = %err, "could not prime revoked sessions in redis");
+    }
+    let mut background = tasks::spawn_all(&state);
+
+    let bind = state.settings.bind;
+    let timeout = state.settings.shutdown_timeout;
+    let acceptor = TcpListener::bind(bind);
+    tracing::info!(%bind, startup_ms = started.elapsed().as_millis() as u64, "listening");
+    Server::new(acceptor)
+        .run_with_graceful_shutdown(app(state.clone()), shutdown_signal(), Some(timeout))
+        .await
+        .with_context(|| format!("serving on {bind}"))?;
+
+    background.shutdown().await;
+    state.db.close();
+    state.redis.close();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

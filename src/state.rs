@@ -1,0 +1,63 @@
+//! The application state shared by every request: pools, keys, limiters, settings.
+
+use std::{ops::Deref, sync::Arc};
+
+use crate::{
+    config::Settings,
+    core::{
+        jwt::TokenKeys,
+        limiter::RateLimits,
+        password::Passwords,
+        redis::{self, RedisPool},
+        revocation::Revocations,
+    },
+    db::{self, DbPool},
+};
+
+/// Cheap to clone: one `Arc` around everything.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub db: DbPool,
+    pub redis: RedisPool,
+    pub tokens: TokenKeys,
+    pub passwords: Passwords,
+    pub revocations: Revocations,
+    pub limits: RateLimits,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the pools (connections open lazily) and everything that hangs off settings.
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let db = db::pool(&settings)?;
+        let redis = redis::pool(
+            &settings.redis_url,
+            settings.db_pool_size * 2,
+            settings.db_pool_timeout,
+        )?;
+        let revocations = Revocations::new(
+            redis.clone(),
+            &settings.redis_prefix,
+            settings.access_token_ttl,
+        );
+        Ok(Self(Arc::new(Inner {
+            tokens: TokenKeys::new(&settings.jwt_secret, settings.access_token_ttl),
+            passwords: Passwords::new(),
+            limits: RateLimits::new(&settings),
+            revocations,
+            db,
+            redis,
+            settings,
+        })))
+    }
+}
