@@ -151,7 +151,7 @@ impl Settings {
                         .then(|| v.to_owned())
                 },
             )?,
-            bind: env.from_str("BIND", "127.0.0.1:8080", "host:port, e.g. 127.0.0.1:8080")?,
+            bind: env.parsed("BIND", "127.0.0.1:8080", "host:port, e.g. 127.0.0.1:8080")?,
             jwt_secret,
             access_token_ttl: env.seconds("ACCESS_TOKEN_TTL", 900)?,
             refresh_token_ttl: env.seconds("REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
@@ -233,7 +233,7 @@ impl Env<'_> {
         parse(raw.as_deref().unwrap_or(default)).ok_or_else(|| self.error(key, expected))
     }
 
-    fn from_str<T: FromStr>(
+    fn parsed<T: FromStr>(
         &self,
         key: &'static str,
         default: &str,

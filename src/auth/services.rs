@@ -253,7 +253,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn normalised_emails_are_fixed_points(raw in "[A-Za-z0-9._%+-]{1,20}@[A-Za-z0-9-]{1,20}\\\\.[A-Za-z]{2,6}") {
+        fn normalised_emails_are_fixed_points(raw in "[A-Za-z0-9]{1,10}(\\.[A-Za-z0-9_+-]{1,10})?@[A-Za-z0-9]{1,20}\\.[A-Za-z]{2,6}") {
             let once = normalize_email(&raw).expect("valid");
             prop_assert_eq!(normalize_email(&once).expect("valid"), once);
         }

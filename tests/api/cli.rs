@@ -1,0 +1,67 @@
+//! The binary itself: configuration errors and `create-admin`.
+
+use std::{
+    io::Write,
+    process::{Command, Output, Stdio},
+};
+
+use crate::common::TestApp;
+
+fn marketplace(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let dir = std::env::temp_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_marketplace"))
+        .args(args)
+        .current_dir(&dir) // away from any developer .env
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOG_DIR", crate::common::LOG_DIR)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn marketplace");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn bad_configuration_stops_startup_naming_the_key() {
+    for (key, value) in [
+        ("BIND", "nonsense"),
+        ("UPLOAD_MAX_BYTES", "-1"),
+        ("DATABASE_URL", "::not a url::"),
+    ] {
+        let output = marketplace(&["serve"], &[(key, value)], "");
+        assert_eq!(output.status.code(), Some(2), "{key}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+        assert!(stderr.contains(key) && stderr.contains("expected"), "{stderr}");
+    }
+}
+
+#[test]
+fn production_refuses_a_short_secret() {
+    let output = marketplace(&["serve"], &[("APP_ENV", "production"), ("JWT_SECRET", "short")], "");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("JWT_SECRET") && !stderr.contains("short\""), "{stderr}");
+}
+
+#[tokio::test]
+async fn create_admin_then_duplicate() {
+    let app = TestApp::spawn().await;
+    let url = app.settings.database_url.to_string();
+    let env = [("DATABASE_URL", url.as_str()), ("REDIS_URL", crate::common::REDIS_URL)];
+    let args = ["create-admin", "--email", "Boss@Example.com", "--password-stdin"];
+
+    let output = marketplace(&args, &env, "an admin password\n");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let tokens = app.login("boss@example.com", "an admin password").await;
+    let me = app.get("/api/v1/auth/me", Some(&tokens.access)).await;
+    assert_eq!(me.json["role"], "admin");
+
+    let output = marketplace(&args, &env, "another password\n");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+}

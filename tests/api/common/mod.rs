@@ -1,0 +1,338 @@
+//! The test harness: the real router on a real socket, against a fresh PostgreSQL
+//! database cloned from a template migrated once per run, and a Redis key prefix of
+//! its own. Everything a test creates is dropped when its `TestApp` is.
+
+pub mod private_redis;
+pub mod tcp_proxy;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use marketplace::{
+    config::Settings,
+    core::logging::{self, LogTargets},
+    state::AppState,
+};
+use poem::{Server, listener::Acceptor, listener::Listener};
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+/// Where the JSON log of the whole test run goes.
+pub const LOG_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/test-logs");
+pub const PASSWORD: &str = "correct horse battery";
+
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+fn run_id() -> u32 {
+    std::process::id()
+}
+
+async fn admin_conn() -> AsyncPgConnection {
+    AsyncPgConnection::establish(PG_ADMIN_URL).await.expect("PostgreSQL at 127.0.0.1:5432 (run scripts/services.sh)")
+}
+
+/// Sweeps databases left by crashed runs, then builds this run's template.
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            init_logging();
+            let mut conn = admin_conn().await;
+            sweep_leftovers(&mut conn).await;
+            let name = format!("mpt_{}_template", run_id());
+            conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .expect("drop old template");
+            let url: url::Url = format!("{PG_HOST}/{name}").parse().expect("url");
+            marketplace::db::ensure_database(&url).await.expect("create template");
+            marketplace::db::run_migrations(&url).await.expect("migrate template");
+            name
+        })
+        .await
+}
+
+/// Databases named `mpt_<pid>_…` whose process is gone were left by a crashed run.
+async fn sweep_leftovers(conn: &mut AsyncPgConnection) {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Db {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let dbs: Vec<Db> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'mpt\\_%'")
+        .load(conn)
+        .await
+        .expect("list databases");
+    for db in dbs {
+        let pid = db.datname.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.datname)).await;
+        }
+    }
+}
+
+/// One JSON log file for the whole run, at debug level, so tests can grep it.
+fn init_logging() {
+    static GUARD: OnceLock<Option<tracing_appender::non_blocking::WorkerGuard>> = OnceLock::new();
+    GUARD.get_or_init(|| {
+        logging::init(&LogTargets {
+            level: "marketplace=debug,poem=debug,info",
+            dir: LOG_DIR,
+            stdout: false,
+        })
+        .ok()
+    });
+}
+
+/// Everything in the run's log so far.
+pub fn read_logs() -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(LOG_DIR).expect("log dir").flatten() {
+        all.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    all
+}
+
+/// A running app with its own database and Redis prefix.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    pub db_name: String,
+    pub settings: Settings,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// Settings for a test: defaults, the test's database and prefix, then `overrides`.
+pub fn settings_for(db_name: &str, prefix: &str, overrides: &[(&str, &str)]) -> Settings {
+    let mut map: HashMap<String, String> = [
+        ("APP_ENV", "test".to_owned()),
+        ("DATABASE_URL", format!("{PG_HOST}/{db_name}")),
+        ("REDIS_URL", REDIS_URL.to_owned()),
+        ("REDIS_KEY_PREFIX", prefix.to_owned()),
+        ("LOG_DIR", LOG_DIR.to_owned()),
+        ("RATE_LIMIT_PER_SEC", "100000".to_owned()),
+        ("RATE_LIMIT_BURST", "100000".to_owned()),
+        ("RATE_LIMIT_LOGIN_PER_MIN", "100000".to_owned()),
+        ("DB_POOL_SIZE", "4".to_owned()),
+        ("DB_POOL_TIMEOUT", "2".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    // `{db}` in an override stands for the test's database name.
+    for (key, value) in overrides {
+        map.insert((*key).to_owned(), value.replace("{db}", db_name));
+    }
+    Settings::from_lookup(|key| map.get(key).cloned()).expect("test settings")
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Spawns with configuration overrides (`("RATE_LIMIT_PER_SEC", "1")`, …).
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        let template = template().await;
+        let n = NEXT_DB.fetch_add(1, Ordering::Relaxed);
+        let db_name = format!("mpt_{}_{n}", run_id());
+        admin_conn()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {db_name} TEMPLATE {template}"))
+            .await
+            .expect("create test database");
+        let prefix = format!("mpt:{}:{n}:", run_id());
+        let settings = settings_for(&db_name, &prefix, overrides);
+        let state = AppState::new(settings.clone()).expect("state");
+        // A fresh prefix has no revocations; mark it complete as `serve` would.
+        if let Err(err) = state.revocations.refill(&state.db).await {
+            eprintln!("refill skipped: {err}");
+        }
+        let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind");
+        let addr = acceptor.local_addr()[0].as_socket_addr().copied().expect("socket addr");
+        let app = marketplace::app(state.clone());
+        let server = tokio::spawn(async move {
+            let _ = Server::new_with_acceptor(acceptor).run(app).await;
+        });
+        Self {
+            addr,
+            state,
+            client: reqwest::Client::new(),
+            db_name,
+            settings,
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a request; `body` as JSON when given, `token` as a bearer.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::from(request.send().await.expect("request"))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Registers a user of `role` and returns its id.
+    pub async fn register(&self, email: &str, role: &str) -> String {
+        let reply = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "full_name": "Test User", "role": role}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.json["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Logs in and returns the token pair.
+    pub async fn login(&self, email: &str, password: &str) -> Tokens {
+        let reply = self
+            .post("/api/v1/auth/login", None, json!({"email": email, "password": password}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        Tokens::from(&reply.json)
+    }
+
+    /// Registers and logs in.
+    pub async fn user(&self, email: &str, role: &str) -> (String, Tokens) {
+        let id = self.register(email, role).await;
+        (id, self.login(email, PASSWORD).await)
+    }
+
+    /// Creates an admin the way the CLI does, then logs in.
+    pub async fn admin(&self, email: &str) -> (String, Tokens) {
+        let user = marketplace::auth::services::create_user(
+            &self.state,
+            email,
+            marketplace::config::Secret::new(PASSWORD),
+            "Admin",
+            marketplace::db::enums::UserRole::Admin,
+        )
+        .await
+        .expect("create admin");
+        (user.id.to_string(), self.login(email, PASSWORD).await)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        self.state.db.close();
+        let db_name = self.db_name.clone();
+        let prefix = self.settings.redis_prefix.clone();
+        // Drop cannot await: clean up on a thread with its own small runtime.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let _ = admin_conn()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                    .await;
+                delete_prefix(REDIS_URL, &prefix).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Deletes every key under `prefix`.
+pub async fn delete_prefix(redis_url: &str, prefix: &str) {
+    let Ok(client) = deadpool_redis::redis::Client::open(redis_url) else { return };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+    let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = deadpool_redis::redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+    }
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub json: Value,
+}
+
+impl Reply {
+    pub async fn from(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        let json = serde_json::from_str(&body).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            body,
+            json,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json error with `status` and `code`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.body);
+        assert_eq!(self.json["code"], code, "{}", self.body);
+        assert_eq!(self.json["status"], status, "{}", self.body);
+        assert!(self.json["title"].is_string() && self.json["detail"].is_string() && self.json["type"].is_string());
+    }
+}
+
+/// An access and refresh token of one login.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl From<&Value> for Tokens {
+    fn from(json: &Value) -> Self {
+        Self {
+            access: json["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: json["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The skeleton: errors as problem+json, request ids, probes, OpenAPI, docs, migrations.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, settings_for};
+
+#[tokio::test]
+async fn health_is_ok() {
+    let app = TestApp::spawn().await;
+    let reply = app.get("/health", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json, json!({"status": "ok"}));
+    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    assert!(reply.header("server").is_none(), "no server banner");
+}
+
+#[tokio::test]
+async fn ready_when_dependencies_answer() {
+    let app = TestApp::spawn().await;
+    let reply = app.get("/ready", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn ready_names_redis_when_it_is_down() {
+    let port = crate::common::tcp_proxy::free_port().to_string();
+    let redis_url = format!("redis://127.0.0.1:{port}/0");
+    let app = TestApp::spawn_with(&[("REDIS_URL", &redis_url), ("DB_POOL_TIMEOUT", "1")]).await;
+    let reply = app.get("/ready", None).await;
+    reply.assert_problem(503, "dependency_unavailable");
+    assert!(reply.json["detail"].as_str().unwrap_or_default().contains("redis"), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn unknown_route_is_problem_json() {
+    let app = TestApp::spawn().await;
+    app.get("/api/v1/nothing-here", None).await.assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn wrong_method_is_problem_json() {
+    let app = TestApp::spawn().await;
+    app.call(Method::DELETE, "/health", None, None).await.assert_problem(405, "method_not_allowed");
+    app.call(Method::GET, "/api/v1/auth/login", None, None)
+        .await
+        .assert_problem(405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_wrong_shape_is_422() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .expect("send");
+    crate::common::Reply::from(reply).await.assert_problem(400, "malformed_body");
+
+    let reply = app.post("/api/v1/auth/login", None, json!({"email": 42})).await;
+    reply.assert_problem(422, "validation_failed");
+
+    let reply = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("send");
+    crate::common::Reply::from(reply).await.assert_problem(415, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn oversized_json_is_413() {
+    let app = TestApp::spawn().await;
+    let huge = "x".repeat(70 * 1024);
+    let reply = app.post("/api/v1/auth/login", None, json!({"email": huge, "password": "x"})).await;
+    reply.assert_problem(413, "payload_too_large");
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_or_generated() {
+    let app = TestApp::spawn().await;
+    let echoed = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "abc.DEF_123-x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(echoed.headers()["x-request-id"], "abc.DEF_123-x");
+
+    for bad in ["has space", &"x".repeat(129), "semi;colon"] {
+        let reply = app.client.get(app.url("/health")).header("x-request-id", bad).send().await.expect("send");
+        let id = reply.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+        assert_ne!(id, bad);
+        assert!(!id.is_empty() && id.len() <= 128);
+    }
+
+    let generated = app.get("/health", None).await;
+    let other = app.get("/nope", None).await;
+    let (a, b) = (generated.header("x-request-id"), other.header("x-request-id"));
+    assert!(a.is_some() && b.is_some() && a != b, "every response, errors included, gets its own id");
+}
+
+#[tokio::test]
+async fn openapi_document_lists_the_routes_and_security() {
+    let app = TestApp::spawn().await;
+    let reply = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let paths = reply.json["paths"].as_object().expect("paths");
+    for path in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/me",
+        "/api/v1/auth/password",
+        "/api/v1/admin/users/{id}/suspend",
+        "/api/v1/admin/users/{id}/reinstate",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from the spec");
+    }
+    let security = |path: &str, method: &str| paths[path][method].get("security").cloned().unwrap_or(Value::Null);
+    assert_eq!(security("/api/v1/auth/login", "post"), Value::Null, "public routes declare no security");
+    assert_eq!(security("/api/v1/auth/me", "get"), json!([{"bearer": []}]));
+    assert_eq!(security("/api/v1/admin/users/{id}/suspend", "post"), json!([{"bearer": []}]));
+}
+
+#[tokio::test]
+async fn openapi_snapshot() {
+    let app = TestApp::spawn().await;
+    let spec = app.get("/api/v1/openapi.json", None).await.json;
+    insta::assert_json_snapshot!("openapi", spec);
+}
+
+#[tokio::test]
+async fn docs_page_is_served_by_the_binary() {
+    let app = TestApp::spawn().await;
+    let reply = app.get("/docs", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.header("content-type").unwrap_or_default().starts_with("text/html"));
+    assert!(reply.body.contains("SwaggerUIBundle"), "swagger UI is embedded");
+    assert!(!reply.body.contains("cdn.") && !reply.body.contains("unpkg"), "no CDN");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route() {
+    let app = TestApp::spawn().await;
+    app.get("/health", None).await;
+    let reply = app.get("/metrics", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.contains("http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"}"));
+    assert!(reply.body.contains("http_request_duration_seconds_bucket"));
+    assert!(reply.body.contains("db_pool_connections"));
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let app = TestApp::spawn().await;
+    let applied = marketplace::db::run_migrations(&app.settings.database_url).await.expect("migrate");
+    assert!(applied.is_empty(), "already migrated from the template: {applied:?}");
+    let again = marketplace::server::migrate(&app.settings).await.expect("migrate");
+    assert!(again.is_empty());
+}
+
+#[tokio::test]
+async fn migrate_creates_a_missing_database() {
+    let name = format!("mpt_{}_fresh", std::process::id());
+    let settings = settings_for(&name, "unused:", &[]);
+    let applied = marketplace::server::migrate(&settings).await.expect("migrate");
+    assert!(!applied.is_empty());
+    let again = marketplace::server::migrate(&settings).await.expect("migrate");
+    assert!(again.is_empty());
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    let mut conn = diesel_async::AsyncPgConnection::establish(crate::common::PG_ADMIN_URL).await.expect("pg");
+    conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_log() {
+    let app = TestApp::spawn().await;
+    let password = "Sup3r-secret-pa55word";
+    let email = "logcheck@example.com";
+    app.post(
+        "/api/v1/auth/register",
+        None,
+        json!({"email": email, "password": password, "full_name": "Log Check", "role": "client"}),
+    )
+    .await;
+    let tokens = app.login(email, password).await;
+    let refreshed = app
+        .post("/api/v1/auth/refresh", None, json!({"refresh_token": tokens.refresh}))
+        .await;
+    let refreshed = crate::common::Tokens::from(&refreshed.json);
+    let logout = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(&refreshed.access)
+        .header("x-request-id", "logout-secret-check")
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+
+    // The file writer is asynchronous: wait until the logout line is there.
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = crate::common::read_logs();
+        if logs.contains("logout-secret-check") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(logs.contains("logout-secret-check"), "request lines are logged");
+    for secret in [password, &tokens.access, &tokens.refresh, &refreshed.access, &refreshed.refresh] {
+        assert!(!logs.contains(secret), "a secret reached the log");
+    }
+    assert!(!logs.to_lowercase().contains("bearer ey"), "no Authorization header in the log");
+}
