@@ -28,12 +28,28 @@ async fn register_creates_the_role_profile() {
     use diesel_async::RunQueryDsl;
     use marketplace::db::schema::{clients, workers};
     let mut conn = app.state.db.get().await.expect("conn");
-    let w: i64 = workers::table.count().get_result(&mut conn).await.expect("count");
-    let c: i64 = clients::table.count().get_result(&mut conn).await.expect("count");
+    let w: i64 = workers::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+    let c: i64 = clients::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
     assert_eq!((w, c), (1, 1));
-    let worker_row: uuid::Uuid = workers::table.select(workers::user_id).first(&mut conn).await.expect("row");
+    let worker_row: uuid::Uuid = workers::table
+        .select(workers::user_id)
+        .first(&mut conn)
+        .await
+        .expect("row");
     assert_eq!(worker_row.to_string(), worker);
-    let client_row: uuid::Uuid = clients::table.select(clients::user_id).first(&mut conn).await.expect("row");
+    let client_row: uuid::Uuid = clients::table
+        .select(clients::user_id)
+        .first(&mut conn)
+        .await
+        .expect("row");
     assert_eq!(client_row.to_string(), client);
 }
 
@@ -64,7 +80,11 @@ async fn admin_self_registration_is_refused() {
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.json["errors"][0]["field"], "role");
     let login = app
-        .post("/api/v1/auth/login", None, json!({"email": "evil@example.com", "password": PASSWORD}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "evil@example.com", "password": PASSWORD}),
+        )
         .await;
     login.assert_problem(401, "invalid_credentials");
 }
@@ -121,10 +141,18 @@ async fn wrong_password_and_unknown_email_look_the_same() {
     let app = TestApp::spawn().await;
     app.register("known@example.com", "client").await;
     let wrong = app
-        .post("/api/v1/auth/login", None, json!({"email": "known@example.com", "password": "wrong password"}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "known@example.com", "password": "wrong password"}),
+        )
         .await;
     let unknown = app
-        .post("/api/v1/auth/login", None, json!({"email": "nobody@example.com", "password": "wrong password"}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "nobody@example.com", "password": "wrong password"}),
+        )
         .await;
     wrong.assert_problem(401, "invalid_credentials");
     assert_eq!(wrong.json, unknown.json);
@@ -147,20 +175,47 @@ async fn missing_or_bad_tokens_are_401_with_www_authenticate() {
 async fn refresh_rotates_and_reuse_revokes_the_login() {
     let app = TestApp::spawn().await;
     let (_, first) = app.user("rot@example.com", "client").await;
-    let second = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": first.refresh})).await;
+    let second = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first.refresh}),
+        )
+        .await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.body);
     assert_eq!(second.json["token_type"], "Bearer");
     assert_eq!(second.json["expires_in"], 900);
     let second = Tokens::from(&second.json);
     assert_ne!(second.refresh, first.refresh);
-    assert_eq!(app.get("/api/v1/auth/me", Some(&second.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&second.access))
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     // The used token is dead, and presenting it again revokes the whole login.
-    let reuse = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": first.refresh})).await;
+    let reuse = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first.refresh}),
+        )
+        .await;
     reuse.assert_problem(401, "token_revoked");
-    app.get("/api/v1/auth/me", Some(&second.access)).await.assert_problem(401, "token_revoked");
-    app.get("/api/v1/auth/me", Some(&first.access)).await.assert_problem(401, "token_revoked");
-    let descendant = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": second.refresh})).await;
+    app.get("/api/v1/auth/me", Some(&second.access))
+        .await
+        .assert_problem(401, "token_revoked");
+    app.get("/api/v1/auth/me", Some(&first.access))
+        .await
+        .assert_problem(401, "token_revoked");
+    let descendant = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": second.refresh}),
+        )
+        .await;
     descendant.assert_problem(401, "unauthorized");
 }
 
@@ -168,16 +223,31 @@ async fn refresh_rotates_and_reuse_revokes_the_login() {
 async fn a_refresh_token_is_single_use_under_concurrency() {
     let app = TestApp::spawn().await;
     let (_, tokens) = app.user("race@example.com", "client").await;
-    let attempts = (0..8).map(|_| app.post("/api/v1/auth/refresh", None, json!({"refresh_token": tokens.refresh})));
+    let attempts = (0..8).map(|_| {
+        app.post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": tokens.refresh}),
+        )
+    });
     let replies = futures_util::future::join_all(attempts).await;
-    let winners = replies.iter().filter(|r| r.status == StatusCode::OK).count();
+    let winners = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
     assert!(winners <= 1, "at most one refresh may win, got {winners}");
 }
 
 #[tokio::test]
 async fn unknown_refresh_token_is_401() {
     let app = TestApp::spawn().await;
-    let reply = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": "made-up"})).await;
+    let reply = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": "made-up"}),
+        )
+        .await;
     reply.assert_problem(401, "unauthorized");
 }
 
@@ -186,25 +256,57 @@ async fn logout_revokes_access_and_refresh() {
     let app = TestApp::spawn().await;
     let (_, tokens) = app.user("out@example.com", "client").await;
     let other = app.login("out@example.com", PASSWORD).await;
-    let reply = app.call(reqwest::Method::POST, "/api/v1/auth/logout", Some(&tokens.access), None).await;
+    let reply = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/logout",
+            Some(&tokens.access),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    app.get("/api/v1/auth/me", Some(&tokens.access)).await.assert_problem(401, "token_revoked");
-    let refresh = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": tokens.refresh})).await;
+    app.get("/api/v1/auth/me", Some(&tokens.access))
+        .await
+        .assert_problem(401, "token_revoked");
+    let refresh = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": tokens.refresh}),
+        )
+        .await;
     refresh.assert_problem(401, "unauthorized");
     // Another login of the same user is untouched.
-    assert_eq!(app.get("/api/v1/auth/me", Some(&other.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&other.access)).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn logout_accepts_empty_json_or_a_refresh_token() {
     let app = TestApp::spawn().await;
     let (_, a) = app.user("empty@example.com", "client").await;
-    let reply = app.post("/api/v1/auth/logout", Some(&a.access), json!({})).await;
+    let reply = app
+        .post("/api/v1/auth/logout", Some(&a.access), json!({}))
+        .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     let b = app.login("empty@example.com", PASSWORD).await;
-    let reply = app.post("/api/v1/auth/logout", Some(&b.access), json!({"refresh_token": b.refresh})).await;
+    let reply = app
+        .post(
+            "/api/v1/auth/logout",
+            Some(&b.access),
+            json!({"refresh_token": b.refresh}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    let refresh = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": b.refresh})).await;
+    let refresh = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": b.refresh}),
+        )
+        .await;
     refresh.assert_problem(401, "unauthorized");
 }
 
@@ -238,12 +340,27 @@ async fn password_change_revokes_other_logins_only() {
         )
         .await;
     assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.body);
-    assert_eq!(app.get("/api/v1/auth/me", Some(&mine.access)).await.status, StatusCode::OK);
-    app.get("/api/v1/auth/me", Some(&other.access)).await.assert_problem(401, "token_revoked");
-    let refresh = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": other.refresh})).await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&mine.access)).await.status,
+        StatusCode::OK
+    );
+    app.get("/api/v1/auth/me", Some(&other.access))
+        .await
+        .assert_problem(401, "token_revoked");
+    let refresh = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": other.refresh}),
+        )
+        .await;
     refresh.assert_problem(401, "unauthorized");
     let old = app
-        .post("/api/v1/auth/login", None, json!({"email": "pw@example.com", "password": PASSWORD}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "pw@example.com", "password": PASSWORD}),
+        )
         .await;
     old.assert_problem(401, "invalid_credentials");
     app.login("pw@example.com", "a new password").await;
@@ -254,11 +371,19 @@ async fn admin_routes_refuse_other_roles() {
     let app = TestApp::spawn().await;
     let (client_id, client) = app.user("cl@example.com", "client").await;
     let reply = app
-        .post(&format!("/api/v1/admin/users/{client_id}/suspend"), Some(&client.access), json!({"reason": "x"}))
+        .post(
+            &format!("/api/v1/admin/users/{client_id}/suspend"),
+            Some(&client.access),
+            json!({"reason": "x"}),
+        )
         .await;
     reply.assert_problem(403, "forbidden");
     let anonymous = app
-        .post(&format!("/api/v1/admin/users/{client_id}/suspend"), None, json!({"reason": "x"}))
+        .post(
+            &format!("/api/v1/admin/users/{client_id}/suspend"),
+            None,
+            json!({"reason": "x"}),
+        )
         .await;
     anonymous.assert_problem(401, "unauthorized");
 }
@@ -269,7 +394,13 @@ async fn suspension_revokes_everything_and_survives_reinstatement() {
     let (_, admin) = app.admin("admin@example.com").await;
     let (user_id, user) = app.user("bad@example.com", "worker").await;
 
-    let missing_reason = app.post(&format!("/api/v1/admin/users/{user_id}/suspend"), Some(&admin.access), json!({})).await;
+    let missing_reason = app
+        .post(
+            &format!("/api/v1/admin/users/{user_id}/suspend"),
+            Some(&admin.access),
+            json!({}),
+        )
+        .await;
     missing_reason.assert_problem(422, "validation_failed");
     let unknown = app
         .post(
@@ -281,20 +412,40 @@ async fn suspension_revokes_everything_and_survives_reinstatement() {
     unknown.assert_problem(404, "not_found");
 
     let suspended = app
-        .post(&format!("/api/v1/admin/users/{user_id}/suspend"), Some(&admin.access), json!({"reason": "spam"}))
+        .post(
+            &format!("/api/v1/admin/users/{user_id}/suspend"),
+            Some(&admin.access),
+            json!({"reason": "spam"}),
+        )
         .await;
     assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.body);
     assert_eq!(suspended.json["status"], "suspended");
-    app.get("/api/v1/auth/me", Some(&user.access)).await.assert_problem(401, "token_revoked");
-    let refresh = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": user.refresh})).await;
+    app.get("/api/v1/auth/me", Some(&user.access))
+        .await
+        .assert_problem(401, "token_revoked");
+    let refresh = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": user.refresh}),
+        )
+        .await;
     refresh.assert_problem(401, "unauthorized");
 
     let right = app
-        .post("/api/v1/auth/login", None, json!({"email": "bad@example.com", "password": PASSWORD}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "bad@example.com", "password": PASSWORD}),
+        )
         .await;
     right.assert_problem(403, "account_suspended");
     let wrong = app
-        .post("/api/v1/auth/login", None, json!({"email": "bad@example.com", "password": "wrong password"}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "bad@example.com", "password": "wrong password"}),
+        )
         .await;
     wrong.assert_problem(401, "invalid_credentials");
 
@@ -308,9 +459,14 @@ async fn suspension_revokes_everything_and_survives_reinstatement() {
         .await;
     assert_eq!(reinstated.status, StatusCode::OK, "{}", reinstated.body);
     assert_eq!(reinstated.json["status"], "active");
-    app.get("/api/v1/auth/me", Some(&user.access)).await.assert_problem(401, "token_revoked");
+    app.get("/api/v1/auth/me", Some(&user.access))
+        .await
+        .assert_problem(401, "token_revoked");
     let fresh = app.login("bad@example.com", PASSWORD).await;
-    assert_eq!(app.get("/api/v1/auth/me", Some(&fresh.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&fresh.access)).await.status,
+        StatusCode::OK
+    );
 
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
@@ -325,7 +481,11 @@ async fn suspension_revokes_everything_and_survives_reinstatement() {
     assert_eq!(
         rows,
         [
-            (AuditAction::UserSuspended, "user".to_owned(), Some("spam".to_owned())),
+            (
+                AuditAction::UserSuspended,
+                "user".to_owned(),
+                Some("spam".to_owned())
+            ),
             (AuditAction::UserReinstated, "user".to_owned(), None),
         ]
     );
@@ -336,7 +496,11 @@ async fn admins_cannot_suspend_themselves() {
     let app = TestApp::spawn().await;
     let (admin_id, admin) = app.admin("self@example.com").await;
     let reply = app
-        .post(&format!("/api/v1/admin/users/{admin_id}/suspend"), Some(&admin.access), json!({"reason": "oops"}))
+        .post(
+            &format!("/api/v1/admin/users/{admin_id}/suspend"),
+            Some(&admin.access),
+            json!({"reason": "oops"}),
+        )
         .await;
     reply.assert_problem(403, "forbidden");
 }
@@ -356,5 +520,7 @@ async fn a_token_signed_with_another_key_is_refused() {
             marketplace::core::ids::SessionId::new(),
         )
         .expect("sign");
-    app.get("/api/v1/auth/me", Some(&forged)).await.assert_problem(401, "unauthorized");
+    app.get("/api/v1/auth/me", Some(&forged))
+        .await
+        .assert_problem(401, "unauthorized");
 }

@@ -21,7 +21,12 @@ fn marketplace(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn marketplace");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
     child.wait_with_output().expect("wait")
 }
 
@@ -36,27 +41,49 @@ fn bad_configuration_stops_startup_naming_the_key() {
         assert_eq!(output.status.code(), Some(2), "{key}={value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
-        assert!(stderr.contains(key) && stderr.contains("expected"), "{stderr}");
+        assert!(
+            stderr.contains(key) && stderr.contains("expected"),
+            "{stderr}"
+        );
     }
 }
 
 #[test]
 fn production_refuses_a_short_secret() {
-    let output = marketplace(&["serve"], &[("APP_ENV", "production"), ("JWT_SECRET", "short")], "");
+    let output = marketplace(
+        &["serve"],
+        &[("APP_ENV", "production"), ("JWT_SECRET", "short")],
+        "",
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("JWT_SECRET") && !stderr.contains("short\""), "{stderr}");
+    assert!(
+        stderr.contains("JWT_SECRET") && !stderr.contains("short\""),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
 async fn create_admin_then_duplicate() {
     let app = TestApp::spawn().await;
     let url = app.settings.database_url.to_string();
-    let env = [("DATABASE_URL", url.as_str()), ("REDIS_URL", crate::common::REDIS_URL)];
-    let args = ["create-admin", "--email", "Boss@Example.com", "--password-stdin"];
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("REDIS_URL", crate::common::REDIS_URL),
+    ];
+    let args = [
+        "create-admin",
+        "--email",
+        "Boss@Example.com",
+        "--password-stdin",
+    ];
 
     let output = marketplace(&args, &env, "an admin password\n");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let tokens = app.login("boss@example.com", "an admin password").await;
     let me = app.get("/api/v1/auth/me", Some(&tokens.access)).await;
     assert_eq!(me.json["role"], "admin");

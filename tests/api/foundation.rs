@@ -29,19 +29,30 @@ async fn ready_names_redis_when_it_is_down() {
     let app = TestApp::spawn_with(&[("REDIS_URL", &redis_url), ("DB_POOL_TIMEOUT", "1")]).await;
     let reply = app.get("/ready", None).await;
     reply.assert_problem(503, "dependency_unavailable");
-    assert!(reply.json["detail"].as_str().unwrap_or_default().contains("redis"), "{}", reply.body);
+    assert!(
+        reply.json["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("redis"),
+        "{}",
+        reply.body
+    );
 }
 
 #[tokio::test]
 async fn unknown_route_is_problem_json() {
     let app = TestApp::spawn().await;
-    app.get("/api/v1/nothing-here", None).await.assert_problem(404, "not_found");
+    app.get("/api/v1/nothing-here", None)
+        .await
+        .assert_problem(404, "not_found");
 }
 
 #[tokio::test]
 async fn wrong_method_is_problem_json() {
     let app = TestApp::spawn().await;
-    app.call(Method::DELETE, "/health", None, None).await.assert_problem(405, "method_not_allowed");
+    app.call(Method::DELETE, "/health", None, None)
+        .await
+        .assert_problem(405, "method_not_allowed");
     app.call(Method::GET, "/api/v1/auth/login", None, None)
         .await
         .assert_problem(405, "method_not_allowed");
@@ -58,9 +69,13 @@ async fn malformed_json_is_400_and_wrong_shape_is_422() {
         .send()
         .await
         .expect("send");
-    crate::common::Reply::from(reply).await.assert_problem(400, "malformed_body");
+    crate::common::Reply::from(reply)
+        .await
+        .assert_problem(400, "malformed_body");
 
-    let reply = app.post("/api/v1/auth/login", None, json!({"email": 42})).await;
+    let reply = app
+        .post("/api/v1/auth/login", None, json!({"email": 42}))
+        .await;
     reply.assert_problem(422, "validation_failed");
 
     let reply = app
@@ -71,14 +86,22 @@ async fn malformed_json_is_400_and_wrong_shape_is_422() {
         .send()
         .await
         .expect("send");
-    crate::common::Reply::from(reply).await.assert_problem(415, "unsupported_media_type");
+    crate::common::Reply::from(reply)
+        .await
+        .assert_problem(415, "unsupported_media_type");
 }
 
 #[tokio::test]
 async fn oversized_json_is_413() {
     let app = TestApp::spawn().await;
     let huge = "x".repeat(70 * 1024);
-    let reply = app.post("/api/v1/auth/login", None, json!({"email": huge, "password": "x"})).await;
+    let reply = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": huge, "password": "x"}),
+        )
+        .await;
     reply.assert_problem(413, "payload_too_large");
 }
 
@@ -95,16 +118,31 @@ async fn request_id_is_echoed_or_generated() {
     assert_eq!(echoed.headers()["x-request-id"], "abc.DEF_123-x");
 
     for bad in ["has space", &"x".repeat(129), "semi;colon"] {
-        let reply = app.client.get(app.url("/health")).header("x-request-id", bad).send().await.expect("send");
-        let id = reply.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+        let reply = app
+            .client
+            .get(app.url("/health"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .expect("send");
+        let id = reply.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         assert_ne!(id, bad);
         assert!(!id.is_empty() && id.len() <= 128);
     }
 
     let generated = app.get("/health", None).await;
     let other = app.get("/nope", None).await;
-    let (a, b) = (generated.header("x-request-id"), other.header("x-request-id"));
-    assert!(a.is_some() && b.is_some() && a != b, "every response, errors included, gets its own id");
+    let (a, b) = (
+        generated.header("x-request-id"),
+        other.header("x-request-id"),
+    );
+    assert!(
+        a.is_some() && b.is_some() && a != b,
+        "every response, errors included, gets its own id"
+    );
 }
 
 #[tokio::test]
@@ -128,10 +166,22 @@ async fn openapi_document_lists_the_routes_and_security() {
     ] {
         assert!(paths.contains_key(path), "{path} missing from the spec");
     }
-    let security = |path: &str, method: &str| paths[path][method].get("security").cloned().unwrap_or(Value::Null);
-    assert_eq!(security("/api/v1/auth/login", "post"), Value::Null, "public routes declare no security");
+    let security = |path: &str, method: &str| {
+        paths[path][method]
+            .get("security")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        security("/api/v1/auth/login", "post"),
+        Value::Null,
+        "public routes declare no security"
+    );
     assert_eq!(security("/api/v1/auth/me", "get"), json!([{"bearer": []}]));
-    assert_eq!(security("/api/v1/admin/users/{id}/suspend", "post"), json!([{"bearer": []}]));
+    assert_eq!(
+        security("/api/v1/admin/users/{id}/suspend", "post"),
+        json!([{"bearer": []}])
+    );
 }
 
 #[tokio::test]
@@ -146,9 +196,20 @@ async fn docs_page_is_served_by_the_binary() {
     let app = TestApp::spawn().await;
     let reply = app.get("/docs", None).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert!(reply.header("content-type").unwrap_or_default().starts_with("text/html"));
-    assert!(reply.body.contains("SwaggerUIBundle"), "swagger UI is embedded");
-    assert!(!reply.body.contains("cdn.") && !reply.body.contains("unpkg"), "no CDN");
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
+    assert!(
+        reply.body.contains("SwaggerUIBundle"),
+        "swagger UI is embedded"
+    );
+    assert!(
+        !reply.body.contains("cdn.") && !reply.body.contains("unpkg"),
+        "no CDN"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +218,11 @@ async fn metrics_count_requests_by_route() {
     app.get("/health", None).await;
     let reply = app.get("/metrics", None).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert!(reply.body.contains("http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"}"));
+    assert!(
+        reply
+            .body
+            .contains("http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"}")
+    );
     assert!(reply.body.contains("http_request_duration_seconds_bucket"));
     assert!(reply.body.contains("db_pool_connections"));
 }
@@ -165,9 +230,16 @@ async fn metrics_count_requests_by_route() {
 #[tokio::test]
 async fn migrations_are_idempotent() {
     let app = TestApp::spawn().await;
-    let applied = marketplace::db::run_migrations(&app.settings.database_url).await.expect("migrate");
-    assert!(applied.is_empty(), "already migrated from the template: {applied:?}");
-    let again = marketplace::server::migrate(&app.settings).await.expect("migrate");
+    let applied = marketplace::db::run_migrations(&app.settings.database_url)
+        .await
+        .expect("migrate");
+    assert!(
+        applied.is_empty(),
+        "already migrated from the template: {applied:?}"
+    );
+    let again = marketplace::server::migrate(&app.settings)
+        .await
+        .expect("migrate");
     assert!(again.is_empty());
 }
 
@@ -175,13 +247,21 @@ async fn migrations_are_idempotent() {
 async fn migrate_creates_a_missing_database() {
     let name = format!("mpt_{}_fresh", std::process::id());
     let settings = settings_for(&name, "unused:", &[]);
-    let applied = marketplace::server::migrate(&settings).await.expect("migrate");
+    let applied = marketplace::server::migrate(&settings)
+        .await
+        .expect("migrate");
     assert!(!applied.is_empty());
-    let again = marketplace::server::migrate(&settings).await.expect("migrate");
+    let again = marketplace::server::migrate(&settings)
+        .await
+        .expect("migrate");
     assert!(again.is_empty());
     use diesel_async::{AsyncConnection, SimpleAsyncConnection};
-    let mut conn = diesel_async::AsyncPgConnection::establish(crate::common::PG_ADMIN_URL).await.expect("pg");
-    conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop");
+    let mut conn = diesel_async::AsyncPgConnection::establish(crate::common::PG_ADMIN_URL)
+        .await
+        .expect("pg");
+    conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .expect("drop");
 }
 
 #[tokio::test]
@@ -197,7 +277,11 @@ async fn secrets_never_reach_the_log() {
     .await;
     let tokens = app.login(email, password).await;
     let refreshed = app
-        .post("/api/v1/auth/refresh", None, json!({"refresh_token": tokens.refresh}))
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": tokens.refresh}),
+        )
         .await;
     let refreshed = crate::common::Tokens::from(&refreshed.json);
     let logout = app
@@ -219,9 +303,21 @@ async fn secrets_never_reach_the_log() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(logs.contains("logout-secret-check"), "request lines are logged");
-    for secret in [password, &tokens.access, &tokens.refresh, &refreshed.access, &refreshed.refresh] {
+    assert!(
+        logs.contains("logout-secret-check"),
+        "request lines are logged"
+    );
+    for secret in [
+        password,
+        &tokens.access,
+        &tokens.refresh,
+        &refreshed.access,
+        &refreshed.refresh,
+    ] {
         assert!(!logs.contains(secret), "a secret reached the log");
     }
-    assert!(!logs.to_lowercase().contains("bearer ey"), "no Authorization header in the log");
+    assert!(
+        !logs.to_lowercase().contains("bearer ey"),
+        "no Authorization header in the log"
+    );
 }

@@ -10,11 +10,17 @@ async fn login_is_limited_per_email_with_retry_after() {
     let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_PER_MIN", "2")]).await;
     let body = json!({"email": "limited@example.com", "password": "whatever pw"});
     for _ in 0..2 {
-        app.post("/api/v1/auth/login", None, body.clone()).await.assert_problem(401, "invalid_credentials");
+        app.post("/api/v1/auth/login", None, body.clone())
+            .await
+            .assert_problem(401, "invalid_credentials");
     }
     let limited = app.post("/api/v1/auth/login", None, body).await;
     limited.assert_problem(429, "rate_limited");
-    let retry: u64 = limited.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    let retry: u64 = limited
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
     assert!((1..=60).contains(&retry), "{retry}");
 }
 
@@ -25,7 +31,10 @@ async fn every_route_is_limited_per_ip_except_probes() {
     for _ in 0..5 {
         statuses.push(app.get("/api/v1/auth/me", None).await.status);
     }
-    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
     for _ in 0..10 {
         assert_eq!(app.get("/health", None).await.status, StatusCode::OK);
         assert_eq!(app.get("/metrics", None).await.status, StatusCode::OK);
@@ -34,7 +43,8 @@ async fn every_route_is_limited_per_ip_except_probes() {
 
 #[tokio::test]
 async fn forwarded_for_counts_only_from_trusted_proxies() {
-    let untrusted = TestApp::spawn_with(&[("RATE_LIMIT_PER_SEC", "1"), ("RATE_LIMIT_BURST", "2")]).await;
+    let untrusted =
+        TestApp::spawn_with(&[("RATE_LIMIT_PER_SEC", "1"), ("RATE_LIMIT_BURST", "2")]).await;
     let mut limited = false;
     for i in 0..5 {
         let reply = untrusted
@@ -62,7 +72,11 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
             .send()
             .await
             .expect("send");
-        assert_eq!(reply.status(), StatusCode::UNAUTHORIZED, "each client has its own budget");
+        assert_eq!(
+            reply.status(),
+            StatusCode::UNAUTHORIZED,
+            "each client has its own budget"
+        );
     }
 }
 
@@ -77,7 +91,10 @@ async fn idle_keys_are_evicted() {
     let flood = (0..2000).map(|i| {
         app.client
             .get(app.url("/api/v1/auth/me"))
-            .header("x-forwarded-for", format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256))
+            .header(
+                "x-forwarded-for",
+                format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
+            )
             .send()
     });
     futures_util::future::join_all(flood).await;
@@ -85,5 +102,9 @@ async fn idle_keys_are_evicted() {
     // With a 1 ms refill, every key is back to a full budget almost at once.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     app.state.limits.evict_idle();
-    assert!(app.state.limits.tracked_keys() < 10, "{}", app.state.limits.tracked_keys());
+    assert!(
+        app.state.limits.tracked_keys() < 10,
+        "{}",
+        app.state.limits.tracked_keys()
+    );
 }

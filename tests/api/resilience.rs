@@ -12,7 +12,12 @@ async fn database_down_gives_prompt_503_then_recovers() {
     let url = format!("postgres://postgres@127.0.0.1:{}/{{db}}", proxy.port);
     let app = TestApp::spawn_with(&[("DATABASE_URL", &url), ("DB_POOL_TIMEOUT", "1")]).await;
     let (_, tokens) = app.user("pg@example.com", "client").await;
-    assert_eq!(app.get("/api/v1/auth/me", Some(&tokens.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&tokens.access))
+            .await
+            .status,
+        StatusCode::OK
+    );
     assert_eq!(app.get("/ready", None).await.status, StatusCode::OK);
 
     proxy.cut();
@@ -24,13 +29,25 @@ async fn database_down_gives_prompt_503_then_recovers() {
     }
     let ready = app.get("/ready", None).await;
     ready.assert_problem(503, "dependency_unavailable");
-    assert!(ready.json["detail"].as_str().unwrap_or_default().contains("database"));
-    assert!(started.elapsed() < Duration::from_secs(10), "no hanging: {:?}", started.elapsed());
+    assert!(
+        ready.json["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("database")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no hanging: {:?}",
+        started.elapsed()
+    );
 
     proxy.restore().await;
     let mut status = StatusCode::SERVICE_UNAVAILABLE;
     for _ in 0..30 {
-        status = app.get("/api/v1/auth/me", Some(&tokens.access)).await.status;
+        status = app
+            .get("/api/v1/auth/me", Some(&tokens.access))
+            .await
+            .status;
         if status == StatusCode::OK {
             break;
         }

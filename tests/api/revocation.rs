@@ -13,7 +13,9 @@ async fn a_logged_out_token_stays_dead_after_redis_restarts_empty() {
     let mut redis = redis;
     let (_, gone) = app.user("restart@example.com", "client").await;
     let alive = app.login("restart@example.com", PASSWORD).await;
-    let reply = app.post("/api/v1/auth/logout", Some(&gone.access), json!({})).await;
+    let reply = app
+        .post("/api/v1/auth/logout", Some(&gone.access), json!({}))
+        .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
 
     redis.restart(); // no persistence: every key is gone
@@ -28,7 +30,10 @@ async fn a_logged_out_token_stays_dead_after_redis_restarts_empty() {
         revoked = app.get("/api/v1/auth/me", Some(&gone.access)).await;
     }
     revoked.assert_problem(401, "token_revoked");
-    assert_eq!(app.get("/api/v1/auth/me", Some(&alive.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&alive.access)).await.status,
+        StatusCode::OK
+    );
 
     // The background refill puts the revocation back into Redis.
     let mut refilled = String::new();
@@ -40,8 +45,14 @@ async fn a_logged_out_token_stays_dead_after_redis_restarts_empty() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(refilled.contains("complete"), "{refilled}");
-    assert_eq!(refilled.lines().count(), 2, "the marker and the one revoked login: {refilled}");
-    app.get("/api/v1/auth/me", Some(&gone.access)).await.assert_problem(401, "token_revoked");
+    assert_eq!(
+        refilled.lines().count(),
+        2,
+        "the marker and the one revoked login: {refilled}"
+    );
+    app.get("/api/v1/auth/me", Some(&gone.access))
+        .await
+        .assert_problem(401, "token_revoked");
 }
 
 #[tokio::test]
@@ -51,7 +62,12 @@ async fn redis_down_fails_closed_then_recovers() {
     let app = TestApp::spawn_with(&[("REDIS_URL", &url), ("DB_POOL_TIMEOUT", "1")]).await;
     let mut redis = redis;
     let (_, tokens) = app.user("down@example.com", "client").await;
-    assert_eq!(app.get("/api/v1/auth/me", Some(&tokens.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&tokens.access))
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     redis.stop();
     let started = std::time::Instant::now();
@@ -61,17 +77,27 @@ async fn redis_down_fails_closed_then_recovers() {
     app.get("/api/v1/auth/me", Some(&tokens.access))
         .await
         .assert_problem(503, "dependency_unavailable");
-    assert!(started.elapsed() < std::time::Duration::from_secs(10), "503 comes promptly");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "503 comes promptly"
+    );
 
     redis.restart();
     let mut status = StatusCode::SERVICE_UNAVAILABLE;
     for _ in 0..20 {
-        status = app.get("/api/v1/auth/me", Some(&tokens.access)).await.status;
+        status = app
+            .get("/api/v1/auth/me", Some(&tokens.access))
+            .await
+            .status;
         if status == StatusCode::OK {
             break;
         }
     }
-    assert_eq!(status, StatusCode::OK, "recovers by itself once Redis is back");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "recovers by itself once Redis is back"
+    );
 }
 
 #[tokio::test]
@@ -80,16 +106,30 @@ async fn an_authenticated_request_costs_one_redis_command() {
     let url = redis.url();
     let app = TestApp::spawn_with(&[("REDIS_URL", &url)]).await;
     let (_, tokens) = app.user("count@example.com", "client").await;
-    assert_eq!(app.get("/api/v1/auth/me", Some(&tokens.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&tokens.access))
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     redis.cli(&["CONFIG", "RESETSTAT"]);
     for _ in 0..5 {
-        assert_eq!(app.get("/api/v1/auth/me", Some(&tokens.access)).await.status, StatusCode::OK);
+        assert_eq!(
+            app.get("/api/v1/auth/me", Some(&tokens.access))
+                .await
+                .status,
+            StatusCode::OK
+        );
     }
     let stats = redis.cli(&["INFO", "commandstats"]);
     let calls: Vec<&str> = stats
         .lines()
-        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_config") && !l.starts_with("cmdstat_info"))
+        .filter(|l| {
+            l.starts_with("cmdstat_")
+                && !l.starts_with("cmdstat_config")
+                && !l.starts_with("cmdstat_info")
+        })
         .collect();
     assert_eq!(calls.len(), 1, "only MGET: {stats}");
     assert!(calls[0].starts_with("cmdstat_mget:calls=5,"), "{stats}");

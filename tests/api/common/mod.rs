@@ -40,7 +40,9 @@ fn run_id() -> u32 {
 }
 
 async fn admin_conn() -> AsyncPgConnection {
-    AsyncPgConnection::establish(PG_ADMIN_URL).await.expect("PostgreSQL at 127.0.0.1:5432 (run scripts/services.sh)")
+    AsyncPgConnection::establish(PG_ADMIN_URL)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 (run scripts/services.sh)")
 }
 
 /// Sweeps databases left by crashed runs, then builds this run's template.
@@ -55,8 +57,12 @@ async fn template() -> &'static str {
                 .await
                 .expect("drop old template");
             let url: url::Url = format!("{PG_HOST}/{name}").parse().expect("url");
-            marketplace::db::ensure_database(&url).await.expect("create template");
-            marketplace::db::run_migrations(&url).await.expect("migrate template");
+            marketplace::db::ensure_database(&url)
+                .await
+                .expect("create template");
+            marketplace::db::run_migrations(&url)
+                .await
+                .expect("migrate template");
             name
         })
         .await
@@ -70,15 +76,25 @@ async fn sweep_leftovers(conn: &mut AsyncPgConnection) {
         #[diesel(sql_type = diesel::sql_types::Text)]
         datname: String,
     }
-    let dbs: Vec<Db> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'mpt\\_%'")
-        .load(conn)
-        .await
-        .expect("list databases");
+    let dbs: Vec<Db> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'mpt\\_%'")
+            .load(conn)
+            .await
+            .expect("list databases");
     for db in dbs {
-        let pid = db.datname.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let pid = db
+            .datname
+            .split('_')
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
         if !alive {
-            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.datname)).await;
+            let _ = conn
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    db.datname
+                ))
+                .await;
         }
     }
 }
@@ -165,7 +181,10 @@ impl TestApp {
             .into_acceptor()
             .await
             .expect("bind");
-        let addr = acceptor.local_addr()[0].as_socket_addr().copied().expect("socket addr");
+        let addr = acceptor.local_addr()[0]
+            .as_socket_addr()
+            .copied()
+            .expect("socket addr");
         let app = marketplace::app(state.clone());
         let server = tokio::spawn(async move {
             let _ = Server::new_with_acceptor(acceptor).run(app).await;
@@ -185,7 +204,13 @@ impl TestApp {
     }
 
     /// Sends a request; `body` as JSON when given, `token` as a bearer.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self.client.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -193,8 +218,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        Reply::from(request.send().await.expect("request"))
-            .await
+        Reply::from(request.send().await.expect("request")).await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -221,7 +245,11 @@ impl TestApp {
     /// Logs in and returns the token pair.
     pub async fn login(&self, email: &str, password: &str) -> Tokens {
         let reply = self
-            .post("/api/v1/auth/login", None, json!({"email": email, "password": password}))
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         Tokens::from(&reply.json)
@@ -256,7 +284,10 @@ impl Drop for TestApp {
         let prefix = self.settings.redis_prefix.clone();
         // Drop cannot await: clean up on a thread with its own small runtime.
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async move {
                 let _ = admin_conn()
                     .await
@@ -271,15 +302,22 @@ impl Drop for TestApp {
 
 /// Deletes every key under `prefix`.
 pub async fn delete_prefix(redis_url: &str, prefix: &str) {
-    let Ok(client) = deadpool_redis::redis::Client::open(redis_url) else { return };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+    let Ok(client) = deadpool_redis::redis::Client::open(redis_url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
     let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query_async(&mut conn)
         .await
         .unwrap_or_default();
     if !keys.is_empty() {
-        let _: Result<(), _> = deadpool_redis::redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+        let _: Result<(), _> = deadpool_redis::redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await;
     }
 }
 
@@ -314,10 +352,19 @@ impl Reply {
     #[track_caller]
     pub fn assert_problem(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "{}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.body
+        );
         assert_eq!(self.json["code"], code, "{}", self.body);
         assert_eq!(self.json["status"], status, "{}", self.body);
-        assert!(self.json["title"].is_string() && self.json["detail"].is_string() && self.json["type"].is_string());
+        assert!(
+            self.json["title"].is_string()
+                && self.json["detail"].is_string()
+                && self.json["type"].is_string()
+        );
     }
 }
 
@@ -331,8 +378,14 @@ pub struct Tokens {
 impl From<&Value> for Tokens {
     fn from(json: &Value) -> Self {
         Self {
-            access: json["access_token"].as_str().expect("access_token").to_owned(),
-            refresh: json["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            access: json["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh: json["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
         }
     }
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Load benchmarks against the release binary on this machine; prints a table of
+# requests/s, p50/p99 latency and server memory. Not part of the test suite.
+#
+#   scripts/bench.sh            # all benchmarks, 10 s each
+#   DURATION=30 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+PORT=${PORT:-18080}
+BASE="http://127.0.0.1:$PORT"
+DB=marketplace_bench
+
+scripts/services.sh >/dev/null
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet
+
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+export BIND="127.0.0.1:$PORT" LOG_LEVEL=warn LOG_DIR="${TMPDIR:-/tmp}/marketplace-bench-logs"
+export REDIS_KEY_PREFIX="bench:" RATE_LIMIT_PER_SEC=100000000 RATE_LIMIT_BURST=100000000
+export RATE_LIMIT_LOGIN_PER_MIN=100000000 DB_POOL_SIZE=${DB_POOL_SIZE:-16}
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
+redis-cli --scan --pattern 'bench:*' | xargs -r redis-cli del >/dev/null
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+now_ms() { date +%s%3N; }
+wait_healthy() { until curl -sf "$BASE/health" >/dev/null; do sleep 0.01; done; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$server_pid/status"; }
+
+# First start creates and migrates the database; the measured start has migrations applied.
+./target/release/marketplace >"$work/first.log" 2>&1 & server_pid=$!
+wait_healthy; kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+t0=$(now_ms)
+./target/release/marketplace >"$work/server.log" 2>&1 & server_pid=$!
+wait_healthy
+startup_ms=$(( $(now_ms) - t0 ))
+sleep 1
+idle_rss=$(rss_kib)
+
+json() { python3 -c "import sys,json; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+curl -sf -X POST "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench password","full_name":"Bench","role":"client"}' >/dev/null
+token=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench password"}' | json access_token)
+
+cat >"$work/login.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"email":"bench@example.com","password":"bench password"}'
+LUA
+
+# wrk --latency prints "50%  1.23ms" lines; normalise to milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[^m]s$/) n *= 1000; printf "%.2f", n }'; }
+row() { # name connections wrk-args...
+  local name=$1 conns=$2; shift 2
+  local out; out=$(wrk -t2 -c"$conns" -d"${DURATION}s" --latency "$@")
+  local rps p50 p99 non2xx
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
+  printf '| %-28s | %5s | %10s | %8s | %8s | %8s |\n' "$name" "$conns" "$rps" "$p50" "$p99" "$non2xx"
+  echo "$rps" >"$work/$name.rps"
+}
+
+argon=$(BENCH_SECONDS=$DURATION cargo bench --quiet --bench argon2_raw 2>/dev/null | awk -F'[= ]' '/argon2id_hashes_per_sec/ {print $2}')
+
+echo
+echo "| benchmark                    | conns |      req/s | p50 (ms) | p99 (ms) | non-2xx  |"
+echo "|------------------------------|-------|------------|----------|----------|----------|"
+row health 32 "$BASE/health"
+row auth_me 32 -H "Authorization: Bearer $token" "$BASE/api/v1/auth/me"
+row login 4 -s "$work/login.lua" "$BASE/api/v1/auth/login"
+echo
+login_rps=$(cat "$work/login.rps")
+printf '| %-40s | %12s |\n' "measure" "value"
+printf '|%s|%s|\n' "------------------------------------------" "--------------"
+printf '| %-40s | %12s |\n' "start-up to serving (migrated), ms" "$startup_ms"
+printf '| %-40s | %12s |\n' "idle RSS, MiB" "$(awk -v k="$idle_rss" 'BEGIN {printf "%.1f", k/1024}')"
+printf '| %-40s | %12s |\n' "peak RSS after load, MiB" "$(awk -v k="$(hwm_kib)" 'BEGIN {printf "%.1f", k/1024}')"
+printf '| %-40s | %12s |\n' "raw argon2id hashes/s (all cores)" "$argon"
+printf '| %-40s | %12s |\n' "login req/s as % of raw argon2id" "$(awk -v l="$login_rps" -v a="$argon" 'BEGIN {printf "%.0f%%", 100*l/a}')"
