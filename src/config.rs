@@ -214,10 +214,21 @@ impl Env<'_> {
         (self.0)(key).map(|v| v.trim().to_owned())
     }
 
+    /// The error for `key`; URL values are shown without their password.
     fn error(&self, key: &'static str, expected: &'static str) -> ConfigError {
+        let value = self.get(key).unwrap_or_default();
+        let value = match Url::parse(&value) {
+            Ok(url) if url.password().is_some() => crate::db::redacted(&url),
+            Ok(_) => value,
+            // Unparsable: keep only what precedes a possible `user:password@`.
+            Err(_) => match value.split_once('@') {
+                Some((_, host)) => format!("***@{host}"),
+                None => value,
+            },
+        };
         ConfigError {
             key,
-            value: self.get(key).unwrap_or_default(),
+            value,
             expected,
         }
     }
@@ -252,8 +263,20 @@ impl Env<'_> {
         })
     }
 
+    /// A positive number of seconds, at most ten years (beyond that, date arithmetic
+    /// on token expiries would overflow).
     fn seconds(&self, key: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        self.positive(key, default).map(Duration::from_secs)
+        const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
+        let raw = self.get(key).filter(|v| !v.is_empty());
+        match raw {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=TEN_YEARS).contains(n))
+                .map(Duration::from_secs)
+                .ok_or_else(|| self.error(key, "a whole number of seconds from 1 to 315360000")),
+        }
     }
 
     fn non_empty(&self, key: &'static str, default: &str) -> Result<String, ConfigError> {
@@ -327,6 +350,31 @@ mod tests {
             assert_eq!(err.key, key);
             assert!(err.to_string().contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(
+            settings(&[("REFRESH_TOKEN_TTL", "99999999999999")])
+                .expect_err("huge")
+                .key,
+            "REFRESH_TOKEN_TTL"
+        );
+        assert_eq!(
+            settings(&[("ACCESS_TOKEN_TTL", "0")])
+                .expect_err("zero")
+                .key,
+            "ACCESS_TOKEN_TTL"
+        );
+        assert!(settings(&[("ACCESS_TOKEN_TTL", "60")]).is_ok());
+    }
+
+    #[test]
+    fn url_passwords_are_not_echoed() {
+        let err = settings(&[("DATABASE_URL", "mysql://u:hunter2@db/x")]).expect_err("scheme");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = settings(&[("REDIS_URL", "redis://:hunter2@ host")]).expect_err("unparsable");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -262,21 +262,39 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::{DatabaseErrorKind, Error};
         match err {
             Error::NotFound => Self::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                Self::Unavailable("database")
-            }
-            // statement_timeout and connection loss surface as these.
+            // The connection broke, or the server is going away, overloaded or read-only
+            // (failover): the request may succeed on retry.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ReadOnlyTransaction,
+                _,
+            ) => Self::Unavailable("database"),
             Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
-                if info
-                    .message()
-                    .contains("canceling statement due to statement timeout")
-                    || info.message().contains("connection closed") =>
+                if is_outage(info.message()) =>
             {
                 Self::Unavailable("database")
             }
             other => Self::Internal(other.into()),
         }
     }
+}
+
+/// PostgreSQL messages of its outage classes (57 operator intervention, 53 insufficient
+/// resources, 08 connection exception); diesel does not expose the SQLSTATE itself.
+fn is_outage(message: &str) -> bool {
+    const OUTAGE: &[&str] = &[
+        "canceling statement due to statement timeout",
+        "terminating connection",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "the database system is in recovery mode",
+        "too many clients",
+        "too many connections",
+        "connection closed",
+        "connection reset",
+    ];
+    OUTAGE.iter().any(|needle| message.contains(needle))
 }
 
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {

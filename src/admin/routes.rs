@@ -26,8 +26,8 @@ impl AdminApi {
         id: Path<UserId>,
         body: JsonBody<ReasonRequest>,
     ) -> Result<Json<User>, AppError> {
-        let reason = services::check_reason(&body.0.reason)?;
-        services::set_status(&state, admin.0, id.0, UserStatus::Suspended, Some(reason))
+        let reason = body.0.reason.as_deref();
+        services::set_status(&state, admin.0, id.0, UserStatus::Suspended, reason)
             .await
             .map(Json)
     }

@@ -31,7 +31,10 @@ pub fn check_reason(raw: &str) -> Result<&str, FieldError> {
 }
 
 /// Sets a user's status, writes the audit row and, on suspension, revokes every
-/// login — all in one transaction; Redis learns of the revocations after commit.
+/// login — all in one transaction (Redis included, before commit).
+///
+/// Checks run in the contract's order: self-suspension (403), unknown user (404),
+/// then the reason (422).
 pub async fn set_status(
     state: &AppState,
     admin: CurrentUser,
@@ -43,8 +46,18 @@ pub async fn set_status(
         return Err(AppError::Forbidden("admins cannot suspend themselves"));
     }
     let mut conn = state.db.get().await?;
-    let (user, revoked) = conn
+    let user = conn
         .transaction::<_, AppError, _>(async move |conn| {
+            users::table
+                .find(target)
+                .select(users::id)
+                .for_update()
+                .first::<UserId>(conn)
+                .await?;
+            let reason = match status {
+                UserStatus::Suspended => Some(check_reason(reason.unwrap_or_default())?),
+                UserStatus::Active => reason.map(str::trim).filter(|r| !r.is_empty()),
+            };
             let user: UserRow = diesel::update(users::table.find(target))
                 .set((
                     users::status.eq(status),
@@ -53,23 +66,20 @@ pub async fn set_status(
                 .returning(UserRow::as_returning())
                 .get_result(conn)
                 .await?;
-            let (action, revoked) = match status {
+            let action = match status {
                 UserStatus::Suspended => {
                     let scope = Scope::User {
                         user: target,
                         except: None,
                     };
-                    let revoked =
-                        sessions::mark_revoked(conn, scope, RevokeReason::Suspended).await?;
-                    (AuditAction::UserSuspended, revoked)
+                    sessions::revoke_in(state, conn, scope, RevokeReason::Suspended).await?;
+                    AuditAction::UserSuspended
                 }
-                UserStatus::Active => (AuditAction::UserReinstated, Vec::new()),
+                UserStatus::Active => AuditAction::UserReinstated,
             };
             audit::record(conn, admin.id, action, Target::User(target), reason).await?;
-            Ok((user, revoked))
+            Ok(user)
         })
         .await?;
-    drop(conn);
-    state.revocations.revoke(&revoked).await?;
     Ok(user.into())
 }

@@ -87,9 +87,10 @@ impl AuthApi {
         &self,
         user: AnyUser,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         body: JsonBody<PasswordChangeRequest>,
     ) -> Result<NoContent, AppError> {
-        services::change_password(&state, user.0, body.0).await?;
+        services::change_password(&state, user.0, **ip, body.0).await?;
         Ok(NoContent::Done)
     }
 }

@@ -158,7 +158,7 @@ pub async fn login(
         return Err(AppError::InvalidCredentials);
     }
     let user = user.ok_or(AppError::InvalidCredentials)?;
-    sessions::open(state, user.id, user.role).await
+    sessions::open(state, &user).await
 }
 
 /// Revokes the caller's login, and the login of `refresh_token` when it is the caller's.
@@ -186,22 +186,26 @@ pub async fn me(state: &AppState, caller: CurrentUser) -> Result<User, AppError>
     Ok(user.into())
 }
 
-/// Changes the password and revokes every other login of the user.
+/// Changes the password and revokes every other login of the user. Guesses at the
+/// current password are rate limited like logins, keyed by the account.
 pub async fn change_password(
     state: &AppState,
     caller: CurrentUser,
+    ip: ClientIp,
     body: PasswordChangeRequest,
 ) -> Result<(), AppError> {
+    state.limits.check_login(ip, &caller.id.to_string())?;
     let mut conn = state.db.get().await?;
-    let current_hash: String = users::table
+    let verified_hash: String = users::table
         .find(caller.id)
         .select(users::password_hash)
         .first(&mut conn)
         .await?;
     drop(conn);
+    let current = Secret::new(body.current_password);
     if !state
         .passwords
-        .verify(Secret::new(body.current_password), Some(current_hash))
+        .verify(current, Some(verified_hash.clone()))
         .await?
     {
         return Err(AppError::WrongPassword);
@@ -209,24 +213,31 @@ pub async fn change_password(
     check_password("new_password", &body.new_password)?;
     let new_hash = state.passwords.hash(Secret::new(body.new_password)).await?;
     let mut conn = state.db.get().await?;
-    let revoked = conn
-        .transaction::<_, AppError, _>(async move |conn| {
-            diesel::update(users::table.find(caller.id))
-                .set((
-                    users::password_hash.eq(&new_hash),
-                    users::updated_at.eq(chrono::Utc::now()),
-                ))
-                .execute(conn)
-                .await?;
-            let scope = Scope::User {
-                user: caller.id,
-                except: Some(caller.session),
-            };
-            sessions::mark_revoked(conn, scope, RevokeReason::PasswordChanged).await
-        })
-        .await?;
-    drop(conn);
-    state.revocations.revoke(&revoked).await
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        // Two changes racing: the second finds the hash it verified gone and fails.
+        let stored: String = users::table
+            .find(caller.id)
+            .select(users::password_hash)
+            .for_update()
+            .first(conn)
+            .await?;
+        if stored != verified_hash {
+            return Err(AppError::WrongPassword);
+        }
+        diesel::update(users::table.find(caller.id))
+            .set((
+                users::password_hash.eq(&new_hash),
+                users::updated_at.eq(chrono::Utc::now()),
+            ))
+            .execute(conn)
+            .await?;
+        let scope = Scope::User {
+            user: caller.id,
+            except: Some(caller.session),
+        };
+        sessions::revoke_in(state, conn, scope, RevokeReason::PasswordChanged).await
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     auth::{
-        models::{NewRefreshToken, NewSession},
+        models::{NewRefreshToken, NewSession, UserRow},
         schemas::TokenPair,
     },
     core::ids::{SessionId, UserId},
@@ -90,18 +90,22 @@ async fn issue_pair(
     })
 }
 
-/// Opens a session for a user whose password was just verified. The user row is
-/// share-locked so a concurrent suspension either sees this session (and revokes it)
-/// or happens first (and this login is refused).
-pub async fn open(state: &AppState, user: UserId, role: UserRole) -> Result<TokenPair, AppError> {
+/// Opens a session for a user whose password was just verified against
+/// `user.password_hash`. The user row is share-locked, so a concurrent suspension or
+/// password change either sees this session (and revokes it) or commits first, in which
+/// case this login is refused.
+pub async fn open(state: &AppState, user: &UserRow) -> Result<TokenPair, AppError> {
     let mut conn = state.db.get().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
-        let status: UserStatus = users::table
-            .find(user)
-            .select(users::status)
+        let (status, hash): (UserStatus, String) = users::table
+            .find(user.id)
+            .select((users::status, users::password_hash))
             .for_share()
             .first(conn)
             .await?;
+        if hash != user.password_hash {
+            return Err(AppError::InvalidCredentials);
+        }
         if status == UserStatus::Suspended {
             return Err(AppError::AccountSuspended);
         }
@@ -109,11 +113,11 @@ pub async fn open(state: &AppState, user: UserId, role: UserRole) -> Result<Toke
         diesel::insert_into(login_sessions::table)
             .values(NewSession {
                 id: session,
-                user_id: user,
+                user_id: user.id,
             })
             .execute(conn)
             .await?;
-        issue_pair(state, conn, user, role, session).await
+        issue_pair(state, conn, user.id, user.role, session).await
     })
     .await
 }
@@ -170,6 +174,8 @@ pub async fn rotate(state: &AppState, presented: &str) -> Result<TokenPair, AppE
                 .map(Rotation::Rotated)
         })
         .await?;
+    // Give the connection back before revoking, which takes one of its own.
+    drop(conn);
     match rotation {
         Rotation::Rotated(pair) => Ok(pair),
         Rotation::Reused(session) => {
@@ -216,21 +222,33 @@ pub enum Scope<'a> {
     },
 }
 
-/// Records the revocation in PostgreSQL (durable), then in Redis (fast path).
+/// Revokes the sessions in `scope` in a transaction of its own.
 pub async fn revoke(
     state: &AppState,
     scope: Scope<'_>,
     reason: RevokeReason,
 ) -> Result<(), AppError> {
     let mut conn = state.db.get().await?;
-    let revoked = mark_revoked(&mut conn, scope, reason).await?;
-    drop(conn);
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        revoke_in(state, conn, scope, reason).await
+    })
+    .await
+}
+
+/// Within the caller's transaction: records the revocation in PostgreSQL (durable) and
+/// writes it to Redis (fast path) before commit, so a Redis failure rolls it all back.
+pub async fn revoke_in(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    scope: Scope<'_>,
+    reason: RevokeReason,
+) -> Result<(), AppError> {
+    let revoked = mark_revoked(conn, scope, reason).await?;
     state.revocations.revoke(&revoked).await
 }
 
-/// Marks the live sessions in `scope` revoked and returns their ids; a caller inside a
-/// transaction pushes them to Redis after commit.
-pub async fn mark_revoked(
+/// Marks the live sessions in `scope` revoked and returns their ids.
+async fn mark_revoked(
     conn: &mut AsyncPgConnection,
     scope: Scope<'_>,
     reason: RevokeReason,

@@ -30,18 +30,27 @@ pub struct ClientIp(pub IpAddr);
 impl ClientIp {
     /// The peer address, or, when the peer is a trusted proxy, the right-most address of
     /// `X-Forwarded-For` that is not itself a trusted proxy (the left part is client-made).
-    pub fn resolve(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[IpNet]) -> Self {
-        let peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    ///
+    /// `forwarded_for` holds every `X-Forwarded-For` header line in order (a proxy may
+    /// append its own line after the client's). IPv4-mapped IPv6 addresses are read as
+    /// IPv4, so a dual-stack listener matches IPv4 proxy ranges.
+    pub fn resolve<'a>(
+        peer: Option<IpAddr>,
+        forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
+        trusted: &[IpNet],
+    ) -> Self {
+        let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ip| ip.to_canonical());
         let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
         if !is_trusted(&peer) {
             return Self(peer);
         }
-        let forwarded = forwarded_for
-            .into_iter()
-            .flat_map(|v| v.rsplit(','))
-            .map_while(|hop| hop.trim().parse::<IpAddr>().ok());
+        let hops = forwarded_for
+            .rev()
+            .flat_map(|line| line.rsplit(','))
+            .map_while(|hop| hop.trim().parse::<IpAddr>().ok())
+            .map(|ip| ip.to_canonical());
         let mut client = peer;
-        for hop in forwarded {
+        for hop in hops {
             client = hop;
             if !is_trusted(&hop) {
                 break;
@@ -49,13 +58,25 @@ impl ClientIp {
         }
         Self(client)
     }
+
+    /// The key a budget is kept under: the address, or for IPv6 its /64 (one subscriber
+    /// usually holds a whole /64, and would otherwise get unlimited fresh budgets).
+    fn bucket(self) -> IpAddr {
+        match self.0 {
+            IpAddr::V4(v4) => IpAddr::V4(v4),
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        }
+    }
 }
 
 /// Every limiter of the process.
 pub struct RateLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    login_by_email: DefaultKeyedRateLimiter<String>,
+    login_by_account: DefaultKeyedRateLimiter<String>,
 }
 
 fn non_zero(n: u32) -> NonZeroU32 {
@@ -70,33 +91,34 @@ impl RateLimits {
         Self {
             per_ip: DefaultKeyedRateLimiter::keyed(general),
             login_by_ip: DefaultKeyedRateLimiter::keyed(login),
-            login_by_email: DefaultKeyedRateLimiter::keyed(login),
+            login_by_account: DefaultKeyedRateLimiter::keyed(login),
         }
     }
 
     pub fn check_request(&self, ip: ClientIp) -> Result<(), AppError> {
-        verdict(self.per_ip.check_key(&ip.0))
+        verdict(self.per_ip.check_key(&ip.bucket()))
     }
 
-    /// Login and register: both the address and the account must have budget left.
-    pub fn check_login(&self, ip: ClientIp, email: &str) -> Result<(), AppError> {
-        verdict(self.login_by_ip.check_key(&ip.0))?;
-        verdict(self.login_by_email.check_key(&email.to_owned()))
+    /// Password attempts (login, register, password change): both the address and the
+    /// account (its email, or its id) must have budget left.
+    pub fn check_login(&self, ip: ClientIp, account: &str) -> Result<(), AppError> {
+        verdict(self.login_by_ip.check_key(&ip.bucket()))?;
+        verdict(self.login_by_account.check_key(&account.to_owned()))
     }
 
     /// Drops keys whose budget is full again (they carry no information), then frees memory.
     pub fn evict_idle(&self) {
         self.per_ip.retain_recent();
         self.login_by_ip.retain_recent();
-        self.login_by_email.retain_recent();
+        self.login_by_account.retain_recent();
         self.per_ip.shrink_to_fit();
         self.login_by_ip.shrink_to_fit();
-        self.login_by_email.shrink_to_fit();
+        self.login_by_account.shrink_to_fit();
     }
 
     /// Keys currently tracked, over every limiter.
     pub fn tracked_keys(&self) -> usize {
-        self.per_ip.len() + self.login_by_ip.len() + self.login_by_email.len()
+        self.per_ip.len() + self.login_by_ip.len() + self.login_by_account.len()
     }
 }
 
@@ -125,11 +147,13 @@ pub async fn limit<E: Endpoint>(next: E, mut req: Request) -> poem::Result<E::Ou
         .cloned()
         .ok_or_else(|| AppError::internal("application state missing"))?;
     let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
-    let forwarded = req
+    let forwarded: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let ip = ClientIp::resolve(peer, forwarded, &state.settings.trusted_proxies);
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let ip = ClientIp::resolve(peer, forwarded.into_iter(), &state.settings.trusted_proxies);
     req.set_data(ip);
     if !EXEMPT.contains(&req.uri().path()) {
         state.limits.check_request(ip)?;
@@ -151,8 +175,11 @@ mod tests {
 
     #[test]
     fn untrusted_peers_cannot_spoof() {
-        let resolved =
-            ClientIp::resolve(ip("203.0.113.9"), Some("1.2.3.4"), &nets(&["10.0.0.0/8"]));
+        let resolved = ClientIp::resolve(
+            ip("203.0.113.9"),
+            ["1.2.3.4"].into_iter(),
+            &nets(&["10.0.0.0/8"]),
+        );
         assert_eq!(resolved, ClientIp("203.0.113.9".parse().expect("ip")));
     }
 
@@ -161,16 +188,47 @@ mod tests {
         let trusted = nets(&["10.0.0.0/8"]);
         let resolved = ClientIp::resolve(
             ip("10.0.0.1"),
-            Some("6.6.6.6, 198.51.100.7, 10.0.0.2"),
+            ["6.6.6.6, 198.51.100.7, 10.0.0.2"].into_iter(),
             &trusted,
         );
         assert_eq!(resolved, ClientIp("198.51.100.7".parse().expect("ip")));
     }
 
     #[test]
+    fn every_forwarded_for_line_counts_and_the_last_is_the_proxy_s() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let resolved = ClientIp::resolve(
+            ip("10.0.0.1"),
+            ["6.6.6.6", "198.51.100.7"].into_iter(),
+            &trusted,
+        );
+        assert_eq!(resolved, ClientIp("198.51.100.7".parse().expect("ip")));
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_match_ipv4_ranges() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let resolved = ClientIp::resolve(
+            ip("::ffff:10.0.0.1"),
+            ["198.51.100.7"].into_iter(),
+            &trusted,
+        );
+        assert_eq!(resolved, ClientIp("198.51.100.7".parse().expect("ip")));
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_budget_per_64() {
+        let a = ClientIp("2001:db8:1:2:aaaa::1".parse().expect("ip")).bucket();
+        let b = ClientIp("2001:db8:1:2:bbbb::2".parse().expect("ip")).bucket();
+        let c = ClientIp("2001:db8:1:3::1".parse().expect("ip")).bucket();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
     fn garbage_forwarded_for_stops_the_walk() {
         let trusted = nets(&["10.0.0.0/8"]);
-        let resolved = ClientIp::resolve(ip("10.0.0.1"), Some("nonsense"), &trusted);
+        let resolved = ClientIp::resolve(ip("10.0.0.1"), ["nonsense"].into_iter(), &trusted);
         assert_eq!(resolved, ClientIp("10.0.0.1".parse().expect("ip")));
     }
 }

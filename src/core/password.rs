@@ -4,7 +4,10 @@
 //! semaphore sized to the cores: a login flood queues instead of allocating 19 MiB
 //! per concurrent attempt.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use tokio::sync::Semaphore;
@@ -26,6 +29,7 @@ fn argon2() -> Argon2<'static> {
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    verifications: Arc<AtomicU64>,
 }
 
 impl Passwords {
@@ -34,6 +38,7 @@ impl Passwords {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             permits: Arc::new(Semaphore::new(cores)),
+            verifications: Arc::default(),
         }
     }
 
@@ -51,6 +56,7 @@ impl Passwords {
     /// Whether `password` matches `hash`; with no hash (unknown account), spends one
     /// verification anyway and answers false.
     pub async fn verify(&self, password: Secret, hash: Option<String>) -> Result<bool, AppError> {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         self.run(move || {
             let known = hash.is_some();
             let hash = hash.as_deref().unwrap_or(DUMMY_HASH);
@@ -62,15 +68,28 @@ impl Passwords {
         .await
     }
 
+    /// Verifications started so far: every login attempt must cost one, known email or not.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
+        // The permit moves into the blocking task: a client that disconnects mid-hash
+        // does not free a slot while its 19 MiB hash is still running.
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
-            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(work)
+        })
+        .await
+        .map_err(AppError::internal)?
     }
 }
 

@@ -66,6 +66,16 @@ pub async fn run<T>(
             tracing::warn!(error = %err, "redis connection lost");
             Err(AppError::Unavailable("redis"))
         }
+        // Loading after a restart, a replica during failover: transient, not a bug.
+        Err(err)
+            if matches!(
+                err.code(),
+                Some("LOADING" | "READONLY" | "MASTERDOWN" | "TRYAGAIN" | "BUSY")
+            ) =>
+        {
+            tracing::warn!(error = %err, "redis busy");
+            Err(AppError::Unavailable("redis"))
+        }
         Err(err) => Err(AppError::Internal(err.into())),
     }
 }

@@ -81,17 +81,25 @@ impl Revocations {
         Ok(revoked_at.is_none_or(|at| at.is_some()))
     }
 
-    /// Marks sessions revoked in Redis (the caller has already recorded them in PostgreSQL).
+    /// Marks sessions revoked in Redis. Callers do this inside the transaction that
+    /// records the revocation in PostgreSQL, before commit: a Redis that cannot take the
+    /// write rolls the revocation back (503, safe to retry) rather than leaving the two
+    /// stores disagreeing.
     pub async fn revoke(&self, sessions: &[SessionId]) -> Result<(), AppError> {
         if sessions.is_empty() {
             return Ok(());
         }
+        let pipe = self.pipeline(sessions);
+        redis_pool::run(&self.redis, async |conn| pipe.query_async::<()>(conn).await).await
+    }
+
+    fn pipeline(&self, sessions: &[SessionId]) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         for session in sessions {
             pipe.set_ex(self.key(*session), 1u8, self.ttl.as_secs())
                 .ignore();
         }
-        redis_pool::run(&self.redis, async |conn| pipe.query_async::<()>(conn).await).await
+        pipe
     }
 
     /// Copies every revocation that may still matter from PostgreSQL into Redis, then
@@ -105,9 +113,10 @@ impl Revocations {
             .load(&mut conn)
             .await?;
         drop(conn);
-        self.revoke(&sessions).await?;
-        let set = redis::cmd("SET").arg(self.marker()).arg(1u8).clone();
-        redis_pool::run(&self.redis, async |conn| set.query_async::<()>(conn).await).await?;
+        // Keys and marker in one MULTI/EXEC: a marker can never land without its keys.
+        let mut pipe = self.pipeline(&sessions);
+        pipe.atomic().set(self.marker(), 1u8).ignore();
+        redis_pool::run(&self.redis, async |conn| pipe.query_async::<()>(conn).await).await?;
         Ok(sessions.len())
     }
 

@@ -140,6 +140,7 @@ async fn invalid_registration_names_each_field() {
 async fn wrong_password_and_unknown_email_look_the_same() {
     let app = TestApp::spawn().await;
     app.register("known@example.com", "client").await;
+    let before = app.state.passwords.verifications();
     let wrong = app
         .post(
             "/api/v1/auth/login",
@@ -147,6 +148,7 @@ async fn wrong_password_and_unknown_email_look_the_same() {
             json!({"email": "known@example.com", "password": "wrong password"}),
         )
         .await;
+    let after_wrong = app.state.passwords.verifications();
     let unknown = app
         .post(
             "/api/v1/auth/login",
@@ -154,8 +156,11 @@ async fn wrong_password_and_unknown_email_look_the_same() {
             json!({"email": "nobody@example.com", "password": "wrong password"}),
         )
         .await;
+    let after_unknown = app.state.passwords.verifications();
     wrong.assert_problem(401, "invalid_credentials");
     assert_eq!(wrong.json, unknown.json);
+    // No timing oracle: an unknown email costs the same one argon2id verification.
+    assert_eq!((after_wrong - before, after_unknown - after_wrong), (1, 1));
 }
 
 #[tokio::test]
@@ -231,11 +236,13 @@ async fn a_refresh_token_is_single_use_under_concurrency() {
         )
     });
     let replies = futures_util::future::join_all(attempts).await;
-    let winners = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::OK)
-        .count();
-    assert!(winners <= 1, "at most one refresh may win, got {winners}");
+    let mut statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 401, 401, 401, 401, 401, 401, 401],
+        "exactly one refresh wins"
+    );
 }
 
 #[tokio::test]
@@ -495,14 +502,49 @@ async fn suspension_revokes_everything_and_survives_reinstatement() {
 async fn admins_cannot_suspend_themselves() {
     let app = TestApp::spawn().await;
     let (admin_id, admin) = app.admin("self@example.com").await;
+    for body in [json!({"reason": "oops"}), json!({})] {
+        let reply = app
+            .post(
+                &format!("/api/v1/admin/users/{admin_id}/suspend"),
+                Some(&admin.access),
+                body,
+            )
+            .await;
+        reply.assert_problem(403, "forbidden");
+    }
+}
+
+#[tokio::test]
+async fn suspend_checks_the_target_before_the_body() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("order@example.com").await;
+    let unknown = uuid::Uuid::now_v7();
     let reply = app
         .post(
-            &format!("/api/v1/admin/users/{admin_id}/suspend"),
+            &format!("/api/v1/admin/users/{unknown}/suspend"),
             Some(&admin.access),
-            json!({"reason": "oops"}),
+            json!({}),
         )
         .await;
-    reply.assert_problem(403, "forbidden");
+    reply.assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn password_change_is_rate_limited_per_account() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_PER_MIN", "3")]).await;
+    let (_, tokens) = app.user("guess@example.com", "client").await;
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(
+            app.post(
+                "/api/v1/auth/password",
+                Some(&tokens.access),
+                json!({"current_password": "guess guess", "new_password": "whatever new"}),
+            )
+            .await,
+        );
+    }
+    last.expect("reply").assert_problem(429, "rate_limited");
 }
 
 #[tokio::test]

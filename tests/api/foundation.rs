@@ -321,3 +321,49 @@ async fn secrets_never_reach_the_log() {
         "no Authorization header in the log"
     );
 }
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let app = TestApp::spawn_with(&[("CORS_ORIGINS", "https://app.example.com")]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.url("/api/v1/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.expect("send");
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.as_bytes()),
+        Some(&b"https://app.example.com"[..])
+    );
+    let denied = preflight("https://evil.example.com").await.expect("send");
+    assert!(
+        denied
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn security_headers_are_on_every_response() {
+    let app = TestApp::spawn().await;
+    for path in ["/health", "/nope", "/api/v1/auth/me"] {
+        let reply = app.get(path, None).await;
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            reply.header("referrer-policy"),
+            Some("no-referrer"),
+            "{path}"
+        );
+        assert!(reply.header("x-request-id").is_some(), "{path}");
+    }
+}
