@@ -94,6 +94,11 @@ impl Settings {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
 
+    /// Whether tokens are signed with the built-in development key.
+    pub fn uses_development_secret(&self) -> bool {
+        self.jwt_secret.expose() == DEV_JWT_SECRET
+    }
+
     /// Builds settings from any key lookup, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);

@@ -64,10 +64,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if settings.jwt_secret.expose().len() < 32
-        || settings.app_env != marketplace::config::AppEnv::Production
-    {
-        tracing::warn!("JWT_SECRET is the development default or APP_ENV is not production");
+    if settings.uses_development_secret() {
+        tracing::warn!(
+            "JWT_SECRET is not set: using the development key (refused when APP_ENV=production)"
+        );
     }
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {

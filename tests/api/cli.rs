@@ -92,3 +92,55 @@ async fn create_admin_then_duplicate() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
 }
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let app = TestApp::spawn().await;
+    let port = crate::common::tcp_proxy::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let url = app.settings.database_url.to_string();
+    let server = Command::new(env!("CARGO_BIN_EXE_marketplace"))
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOG_DIR", crate::common::LOG_DIR)
+        .env("DATABASE_URL", &url)
+        .env("REDIS_URL", crate::common::REDIS_URL)
+        .env("REDIS_KEY_PREFIX", &app.settings.redis_prefix)
+        .env("BIND", &bind)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn marketplace");
+    let health = format!("http://{bind}/health");
+    let mut up = false;
+    for _ in 0..200 {
+        if reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(up, "the server came up");
+
+    let pid = server.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || server.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.status.success(), "exit status {:?}", status.status);
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        stdout.contains("shutting down") && stdout.contains("stopped"),
+        "{stdout}"
+    );
+    assert!(reqwest::get(&health).await.is_err(), "no longer accepting");
+}

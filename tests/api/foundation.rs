@@ -367,3 +367,20 @@ async fn security_headers_are_on_every_response() {
         assert!(reply.header("x-request-id").is_some(), "{path}");
     }
 }
+
+#[tokio::test]
+async fn pooled_connections_carry_a_statement_timeout() {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement_timeout: String,
+    }
+    let app = TestApp::spawn_with(&[("DB_STATEMENT_TIMEOUT", "7")]).await;
+    let mut conn = app.state.db.get().await.expect("conn");
+    let setting: Setting = diesel::sql_query("SHOW statement_timeout")
+        .get_result(&mut conn)
+        .await
+        .expect("show");
+    assert_eq!(setting.statement_timeout, "7s");
+}
