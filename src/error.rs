@@ -312,6 +312,13 @@ pub fn into_problem(err: poem::Error) -> Response {
     if let Some(app) = err.downcast_ref::<AppError>() {
         return app.as_response();
     }
+    // A malformed id in a path names nothing that exists.
+    if err.is::<poem_openapi::error::ParsePathError>() {
+        return AppError::NotFound.as_response();
+    }
+    if let Some(param) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        return AppError::from(FieldError::new(param.name, "is not a valid value")).as_response();
+    }
     let status = err.status();
     let message = err.to_string();
     let app = match status {

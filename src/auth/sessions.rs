@@ -127,6 +127,8 @@ enum Rotation {
     Rotated(TokenPair),
     /// The token was already used: its session must be revoked.
     Reused(SessionId),
+    /// The token's login was revoked (logout, reuse, password change, suspension).
+    Revoked,
     Invalid,
 }
 
@@ -167,7 +169,7 @@ pub async fn rotate(state: &AppState, presented: &str) -> Result<TokenPair, AppE
                 .first::<(UserId, UserRole, UserStatus, Option<chrono::DateTime<Utc>>)>(conn)
                 .await?;
             if revoked_at.is_some() || status == UserStatus::Suspended {
-                return Ok(Rotation::Invalid);
+                return Ok(Rotation::Revoked);
             }
             issue_pair(state, conn, user, role, session)
                 .await
@@ -188,6 +190,7 @@ pub async fn rotate(state: &AppState, presented: &str) -> Result<TokenPair, AppE
             tracing::warn!(%session, "refresh token reused; session revoked");
             Err(AppError::TokenRevoked)
         }
+        Rotation::Revoked => Err(AppError::TokenRevoked),
         Rotation::Invalid => Err(AppError::Unauthorized(
             "the refresh token is invalid, expired or revoked",
         )),

@@ -27,7 +27,10 @@ pub fn init(targets: &LogTargets<'_>) -> anyhow::Result<WorkerGuard> {
         .with_current_span(true)
         .with_span_list(false)
         .with_writer(writer);
-    let stdout = targets.stdout.then(|| fmt::layer().compact());
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let stdout = targets
+        .stdout
+        .then(|| fmt::layer().compact().with_ansi(colours));
     tracing_subscriber::registry()
         .with(EnvFilter::try_new(targets.level)?)
         .with(file)

@@ -221,7 +221,7 @@ async fn refresh_rotates_and_reuse_revokes_the_login() {
             json!({"refresh_token": second.refresh}),
         )
         .await;
-    descendant.assert_problem(401, "unauthorized");
+    descendant.assert_problem(401, "token_revoked");
 }
 
 #[tokio::test]
@@ -282,7 +282,7 @@ async fn logout_revokes_access_and_refresh() {
             json!({"refresh_token": tokens.refresh}),
         )
         .await;
-    refresh.assert_problem(401, "unauthorized");
+    refresh.assert_problem(401, "token_revoked");
     // Another login of the same user is untouched.
     assert_eq!(
         app.get("/api/v1/auth/me", Some(&other.access)).await.status,
@@ -314,7 +314,7 @@ async fn logout_accepts_empty_json_or_a_refresh_token() {
             json!({"refresh_token": b.refresh}),
         )
         .await;
-    refresh.assert_problem(401, "unauthorized");
+    refresh.assert_problem(401, "token_revoked");
 }
 
 #[tokio::test]
@@ -361,7 +361,7 @@ async fn password_change_revokes_other_logins_only() {
             json!({"refresh_token": other.refresh}),
         )
         .await;
-    refresh.assert_problem(401, "unauthorized");
+    refresh.assert_problem(401, "token_revoked");
     let old = app
         .post(
             "/api/v1/auth/login",
@@ -437,7 +437,7 @@ async fn suspension_revokes_everything_and_survives_reinstatement() {
             json!({"refresh_token": user.refresh}),
         )
         .await;
-    refresh.assert_problem(401, "unauthorized");
+    refresh.assert_problem(401, "token_revoked");
 
     let right = app
         .post(

@@ -384,3 +384,22 @@ async fn pooled_connections_carry_a_statement_timeout() {
         .expect("show");
     assert_eq!(setting.statement_timeout, "7s");
 }
+
+#[tokio::test]
+async fn a_malformed_id_in_a_path_is_404() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("paths@example.com").await;
+    let reply = app
+        .post(
+            "/api/v1/admin/users/not-a-uuid/reinstate",
+            Some(&admin.access),
+            json!({}),
+        )
+        .await;
+    reply.assert_problem(404, "not_found");
+    assert!(
+        !reply.body.contains("param0"),
+        "no parser internals: {}",
+        reply.body
+    );
+}
