@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod db;
@@ -14,8 +15,10 @@ pub mod error;
 pub mod ops;
 pub mod routes;
 pub mod server;
+pub mod service;
 pub mod state;
 pub mod tasks;
+pub mod worker;
 
 use poem::{
     Endpoint, EndpointExt, Route,

@@ -2,7 +2,14 @@
 
 use poem_openapi::{ApiResponse, OpenApiService, Tags};
 
-use crate::{admin::routes::AdminApi, auth::routes::AuthApi, ops::OpsApi};
+use crate::{
+    admin::routes::AdminApi,
+    auth::routes::AuthApi,
+    client::routes::ClientsApi,
+    ops::OpsApi,
+    service::routes::ServicesApi,
+    worker::routes::{KycApi, WorkersApi},
+};
 
 /// Groups of operations in the OpenAPI document.
 #[derive(Tags)]
@@ -11,6 +18,12 @@ pub enum ApiTags {
     Operations,
     /// Accounts, logins and tokens.
     Auth,
+    /// Worker profiles, availability and KYC documents.
+    Workers,
+    /// Service listings and search.
+    Services,
+    /// Client profiles and favorites.
+    Clients,
     /// Moderation (admin role only).
     Admin,
 }
@@ -22,14 +35,27 @@ pub enum NoContent {
     Done,
 }
 
-pub type Apis = (OpsApi, AuthApi, AdminApi);
+pub type Apis = (
+    OpsApi,
+    AuthApi,
+    WorkersApi,
+    KycApi,
+    ServicesApi,
+    ClientsApi,
+    AdminApi,
+);
 
 /// The OpenAPI service: routes, and the document `/api/v1/openapi.json` serves.
 pub fn openapi() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (OpsApi, AuthApi, AdminApi),
-        "marketplace",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description("Clients book workers; workers manage listings and KYC; admins moderate.")
+    let apis = (
+        OpsApi,
+        AuthApi,
+        WorkersApi,
+        KycApi,
+        ServicesApi,
+        ClientsApi,
+        AdminApi,
+    );
+    OpenApiService::new(apis, "marketplace", env!("CARGO_PKG_VERSION"))
+        .description("Clients book workers; workers manage listings and KYC; admins moderate.")
 }

@@ -7,9 +7,11 @@ use crate::{
     core::{
         jwt::TokenKeys,
         limiter::RateLimits,
+        pagination::Cursors,
         password::Passwords,
         redis::{self, RedisPool},
         revocation::Revocations,
+        upload::{LocalStore, UploadStore},
     },
     db::{self, DbPool},
 };
@@ -23,9 +25,12 @@ pub struct Inner {
     pub db: DbPool,
     pub redis: RedisPool,
     pub tokens: TokenKeys,
+    pub cursors: Cursors,
     pub passwords: Passwords,
     pub revocations: Revocations,
     pub limits: RateLimits,
+    /// Where KYC documents are kept.
+    pub uploads: Arc<dyn UploadStore>,
 }
 
 impl Deref for AppState {
@@ -52,8 +57,10 @@ impl AppState {
         );
         Ok(Self(Arc::new(Inner {
             tokens: TokenKeys::new(&settings.jwt_secret, settings.access_token_ttl),
+            cursors: Cursors::new(&settings.jwt_secret),
             passwords: Passwords::new(),
             limits: RateLimits::new(&settings),
+            uploads: Arc::new(LocalStore::new(&settings.upload_dir)),
             revocations,
             db,
             redis,

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::{
-    core::ids::{AuditId, UserId},
+    core::ids::{AuditId, KycId, ServiceId, UserId},
     db::{enums::AuditAction, schema::audit_log},
     error::AppError,
 };
@@ -13,12 +13,16 @@ use crate::{
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
     User(UserId),
+    Kyc(KycId),
+    Service(ServiceId),
 }
 
 impl Target {
     fn parts(self) -> (&'static str, uuid::Uuid) {
         match self {
             Self::User(id) => ("user", id.0),
+            Self::Kyc(id) => ("kyc_submission", id.0),
+            Self::Service(id) => ("service", id.0),
         }
     }
 }

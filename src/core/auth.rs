@@ -71,3 +71,53 @@ pub struct AdminUser(pub CurrentUser);
 async fn admin_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
     require(req, bearer, &[UserRole::Admin]).await
 }
+
+/// Workers only.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "bearer",
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "worker_only"
+)]
+pub struct WorkerUser(pub CurrentUser);
+
+async fn worker_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
+    require(req, bearer, &[UserRole::Worker]).await
+}
+
+/// Clients only.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "bearer",
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "client_only"
+)]
+pub struct ClientUser(pub CurrentUser);
+
+async fn client_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
+    require(req, bearer, &[UserRole::Client]).await
+}
+
+/// A caller who may or may not be logged in (public reads that show owners more).
+pub async fn optional_user(req: &Request) -> poem::Result<Option<CurrentUser>> {
+    let Some(header) = req.headers().get(poem::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AppError::Unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        ))?;
+    authenticate(
+        req,
+        Bearer {
+            token: token.to_owned(),
+        },
+    )
+    .await
+    .map(Some)
+}

@@ -47,3 +47,11 @@ id_type!(
     /// A row of the admin audit log.
     AuditId
 );
+id_type!(
+    /// A KYC document submission.
+    KycId
+);
+id_type!(
+    /// A service listing.
+    ServiceId
+);

@@ -82,8 +82,107 @@ pg_enum!(UserStatus, sql_types::UserStatus, { Active => "active", Suspended => "
 pub enum AuditAction {
     UserSuspended,
     UserReinstated,
+    KycApproved,
+    KycRejected,
+    ServiceHidden,
+    ServiceUnhidden,
 }
 pg_enum!(AuditAction, sql_types::AuditAction, {
     UserSuspended => "user_suspended",
     UserReinstated => "user_reinstated",
+    KycApproved => "kyc_approved",
+    KycRejected => "kyc_rejected",
+    ServiceHidden => "service_hidden",
+    ServiceUnhidden => "service_unhidden",
 });
+
+/// A worker's identity verification, derived from their submissions (see
+/// `worker::kyc::derive_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow, poem_openapi::Enum)]
+#[diesel(sql_type = sql_types::KycStatus)]
+#[oai(rename_all = "snake_case")]
+pub enum KycStatus {
+    None,
+    Pending,
+    Approved,
+    Rejected,
+}
+pg_enum!(KycStatus, sql_types::KycStatus, {
+    None => "none",
+    Pending => "pending",
+    Approved => "approved",
+    Rejected => "rejected",
+});
+
+/// What identity document a KYC submission is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow, poem_openapi::Enum)]
+#[diesel(sql_type = sql_types::KycDocumentType)]
+#[oai(rename_all = "snake_case")]
+pub enum KycDocumentType {
+    Passport,
+    NationalId,
+    DriverLicense,
+    ProofOfAddress,
+}
+pg_enum!(KycDocumentType, sql_types::KycDocumentType, {
+    Passport => "passport",
+    NationalId => "national_id",
+    DriverLicense => "driver_license",
+    ProofOfAddress => "proof_of_address",
+});
+
+impl std::str::FromStr for KycDocumentType {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [
+            Self::Passport,
+            Self::NationalId,
+            Self::DriverLicense,
+            Self::ProofOfAddress,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or(())
+    }
+}
+
+/// The review state of one KYC submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow, poem_openapi::Enum)]
+#[diesel(sql_type = sql_types::KycDecision)]
+#[oai(rename_all = "snake_case", rename = "KycSubmissionStatus")]
+pub enum KycDecision {
+    Pending,
+    Approved,
+    Rejected,
+}
+pg_enum!(KycDecision, sql_types::KycDecision, {
+    Pending => "pending",
+    Approved => "approved",
+    Rejected => "rejected",
+});
+
+/// A listing's own state; public visibility also needs an active, KYC-approved worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow, poem_openapi::Enum)]
+#[diesel(sql_type = sql_types::ServiceStatus)]
+#[oai(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    Active,
+    Hidden,
+    Deleted,
+}
+pg_enum!(ServiceStatus, sql_types::ServiceStatus, {
+    Active => "active",
+    Hidden => "hidden",
+    Deleted => "deleted",
+});
+
+/// Whether `price_cents` is for the whole job or per hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow, poem_openapi::Enum)]
+#[diesel(sql_type = sql_types::PricingUnit)]
+#[oai(rename_all = "snake_case")]
+pub enum PricingUnit {
+    Fixed,
+    Hourly,
+}
+pg_enum!(PricingUnit, sql_types::PricingUnit, { Fixed => "fixed", Hourly => "hourly" });

@@ -6,6 +6,30 @@ pub mod sql_types {
     pub struct AuditAction;
 
     #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "kyc_decision"))]
+    pub struct KycDecision;
+
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "kyc_document_type"))]
+    pub struct KycDocumentType;
+
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "kyc_status"))]
+    pub struct KycStatus;
+
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "pricing_unit"))]
+    pub struct PricingUnit;
+
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "service_status"))]
+    pub struct ServiceStatus;
+
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "tsvector", schema = "pg_catalog"))]
+    pub struct Tsvector;
+
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "user_role"))]
     pub struct UserRole;
 
@@ -30,9 +54,50 @@ diesel::table! {
 }
 
 diesel::table! {
+    availability_slots (worker_id, weekday, start_minute) {
+        worker_id -> Uuid,
+        weekday -> Int2,
+        start_minute -> Int2,
+        end_minute -> Int2,
+    }
+}
+
+diesel::table! {
     clients (user_id) {
         user_id -> Uuid,
         created_at -> Timestamptz,
+        phone -> Nullable<Text>,
+        city -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    favorites (client_id, service_id) {
+        client_id -> Uuid,
+        service_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::KycDocumentType;
+    use super::sql_types::KycDecision;
+
+    kyc_submissions (id) {
+        id -> Uuid,
+        worker_id -> Uuid,
+        document_type -> KycDocumentType,
+        status -> KycDecision,
+        reason -> Nullable<Text>,
+        content_type -> Text,
+        size_bytes -> Int8,
+        sha256 -> Text,
+        storage_key -> Text,
+        created_at -> Timestamptz,
+        reviewed_at -> Nullable<Timestamptz>,
+        reviewed_by -> Nullable<Uuid>,
     }
 }
 
@@ -58,6 +123,31 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
+    use super::sql_types::PricingUnit;
+    use super::sql_types::ServiceStatus;
+    use super::sql_types::Tsvector;
+
+    services (id) {
+        id -> Uuid,
+        worker_id -> Uuid,
+        title -> Text,
+        description -> Text,
+        category -> Text,
+        price_cents -> Int8,
+        pricing_unit -> PricingUnit,
+        city -> Text,
+        duration_minutes -> Int4,
+        status -> ServiceStatus,
+        rating_avg -> Nullable<Float8>,
+        rating_count -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        search -> Tsvector,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
     use super::sql_types::UserRole;
     use super::sql_types::UserStatus;
 
@@ -74,23 +164,45 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::KycStatus;
+
     workers (user_id) {
         user_id -> Uuid,
         created_at -> Timestamptz,
+        bio -> Text,
+        skills -> Array<Nullable<Text>>,
+        city -> Nullable<Text>,
+        timezone -> Text,
+        hourly_rate_cents -> Nullable<Int8>,
+        kyc_status -> KycStatus,
+        rating_avg -> Nullable<Float8>,
+        rating_count -> Int4,
+        updated_at -> Timestamptz,
     }
 }
 
 diesel::joinable!(audit_log -> users (actor_id));
+diesel::joinable!(availability_slots -> workers (worker_id));
 diesel::joinable!(clients -> users (user_id));
+diesel::joinable!(favorites -> clients (client_id));
+diesel::joinable!(favorites -> services (service_id));
+diesel::joinable!(kyc_submissions -> users (reviewed_by));
+diesel::joinable!(kyc_submissions -> workers (worker_id));
 diesel::joinable!(login_sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> login_sessions (session_id));
+diesel::joinable!(services -> workers (worker_id));
 diesel::joinable!(workers -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
+    availability_slots,
     clients,
+    favorites,
+    kyc_submissions,
     login_sessions,
     refresh_tokens,
+    services,
     users,
     workers,
 );

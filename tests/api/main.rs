@@ -3,8 +3,10 @@
 mod common;
 
 mod auth;
+mod catalog;
 mod cli;
 mod foundation;
+mod kyc;
 mod limits;
 mod resilience;
 mod revocation;

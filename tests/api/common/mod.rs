@@ -131,6 +131,11 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<()>,
 }
 
+/// Each test's own upload folder, removed with it.
+pub fn upload_dir(db_name: &str) -> String {
+    format!("{}/uploads/{db_name}", env!("CARGO_TARGET_TMPDIR"))
+}
+
 /// Settings for a test: defaults, the test's database and prefix, then `overrides`.
 pub fn settings_for(db_name: &str, prefix: &str, overrides: &[(&str, &str)]) -> Settings {
     let mut map: HashMap<String, String> = [
@@ -139,6 +144,7 @@ pub fn settings_for(db_name: &str, prefix: &str, overrides: &[(&str, &str)]) -> 
         ("REDIS_URL", REDIS_URL.to_owned()),
         ("REDIS_KEY_PREFIX", prefix.to_owned()),
         ("LOG_DIR", LOG_DIR.to_owned()),
+        ("UPLOAD_DIR", upload_dir(db_name)),
         ("RATE_LIMIT_PER_SEC", "100000".to_owned()),
         ("RATE_LIMIT_BURST", "100000".to_owned()),
         ("RATE_LIMIT_LOGIN_PER_MIN", "100000".to_owned()),
@@ -276,10 +282,95 @@ impl TestApp {
     }
 }
 
+/// The smallest files each accepted kind is recognised by.
+pub const PDF: &[u8] = b"%PDF-1.7\n% test document\n";
+pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+pub const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0\0\x10JFIF\0";
+
+impl TestApp {
+    /// POSTs a KYC form; `parts` are `(field, filename, content type, bytes)`.
+    pub async fn upload(
+        &self,
+        token: &str,
+        parts: Vec<(&'static str, Option<&'static str>, &'static str, Vec<u8>)>,
+    ) -> Reply {
+        let mut form = reqwest::multipart::Form::new();
+        for (field, filename, content_type, bytes) in parts {
+            let mut part = reqwest::multipart::Part::bytes(bytes)
+                .mime_str(content_type)
+                .expect("mime");
+            if let Some(name) = filename {
+                part = part.file_name(name);
+            }
+            form = form.part(field, part);
+        }
+        let response = self
+            .client
+            .post(self.url("/api/v1/workers/me/kyc"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        Reply::from(response).await
+    }
+
+    /// Uploads a passport PDF and returns the submission id.
+    pub async fn submit_kyc(&self, token: &str) -> String {
+        let reply = self
+            .upload(
+                token,
+                vec![
+                    ("document_type", None, "text/plain", b"passport".to_vec()),
+                    (
+                        "file",
+                        Some("passport.pdf"),
+                        "application/pdf",
+                        PDF.to_vec(),
+                    ),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.json["id"].as_str().expect("id").to_owned()
+    }
+
+    /// A worker whose KYC an admin has approved, so their listings are public.
+    pub async fn approved_worker(&self, email: &str, admin: &Tokens) -> (String, Tokens) {
+        let (id, tokens) = self.user(email, "worker").await;
+        let submission = self.submit_kyc(&tokens.access).await;
+        let reply = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/admin/kyc/{submission}/approve"),
+                Some(&admin.access),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        (id, tokens)
+    }
+
+    /// Creates a listing and returns its JSON.
+    pub async fn listing(&self, token: &str, body: Value) -> Value {
+        let mut full = json!({
+            "title": "Garden care", "description": "Lawn mowing and hedge trimming",
+            "category": "gardening", "price_cents": 5000, "pricing_unit": "fixed", "city": "Lisbon",
+        });
+        for (key, value) in body.as_object().expect("object") {
+            full[key] = value.clone();
+        }
+        let reply = self.post("/api/v1/services", Some(token), full).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.json
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
         self.state.db.close();
+        let _ = std::fs::remove_dir_all(&self.settings.upload_dir);
         let db_name = self.db_name.clone();
         let prefix = self.settings.redis_prefix.clone();
         // Drop cannot await: clean up on a thread with its own small runtime.

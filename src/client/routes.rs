@@ -1,0 +1,86 @@
+//! `/api/v1/clients`: thin handlers over the client services.
+
+use poem::web::Data;
+use poem_openapi::{
+    OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+
+use crate::{
+    client::{
+        schemas::{ClientPatch, ClientProfile},
+        services,
+    },
+    core::{auth::ClientUser, ids::ServiceId, json::JsonBody, pagination::Page},
+    error::AppError,
+    routes::{ApiTags, NoContent},
+    service::{schemas::Service, search},
+    state::AppState,
+};
+
+pub struct ClientsApi;
+
+#[OpenApi(prefix_path = "/api/v1/clients", tag = "ApiTags::Clients")]
+impl ClientsApi {
+    /// The caller's client profile.
+    #[oai(path = "/me", method = "get")]
+    async fn me(
+        &self,
+        user: ClientUser,
+        state: Data<&AppState>,
+    ) -> Result<Json<ClientProfile>, AppError> {
+        services::profile(&state, user.0.id).await.map(Json)
+    }
+
+    /// Update the caller's profile; absent fields are kept, `null` clears phone or city.
+    #[oai(path = "/me", method = "patch")]
+    async fn update_me(
+        &self,
+        user: ClientUser,
+        state: Data<&AppState>,
+        body: JsonBody<ClientPatch>,
+    ) -> Result<Json<ClientProfile>, AppError> {
+        services::update(&state, user.0.id, body.0).await.map(Json)
+    }
+
+    /// Favorite listings that are still public, most recently added first.
+    #[oai(path = "/me/favorites", method = "get")]
+    async fn favorites(
+        &self,
+        user: ClientUser,
+        state: Data<&AppState>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<Service>>, AppError> {
+        search::favorites(&state, user.0.id, limit.0, cursor.0.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// Add a public listing to favorites (idempotent).
+    #[oai(path = "/me/favorites/:service_id", method = "put")]
+    async fn add_favorite(
+        &self,
+        user: ClientUser,
+        state: Data<&AppState>,
+        service_id: Path<ServiceId>,
+    ) -> Result<NoContent, AppError> {
+        services::add_favorite(&state, user.0.id, service_id.0)
+            .await
+            .map(|()| NoContent::Done)
+    }
+
+    /// Remove a listing from favorites (idempotent).
+    #[oai(path = "/me/favorites/:service_id", method = "delete")]
+    async fn remove_favorite(
+        &self,
+        user: ClientUser,
+        state: Data<&AppState>,
+        service_id: Path<ServiceId>,
+    ) -> Result<NoContent, AppError> {
+        services::remove_favorite(&state, user.0.id, service_id.0)
+            .await
+            .map(|()| NoContent::Done)
+    }
+}

@@ -1,0 +1,7 @@
+//! Service listings: create, read, update, soft delete, and the public search.
+
+pub mod models;
+pub mod routes;
+pub mod schemas;
+pub mod search;
+pub mod services;

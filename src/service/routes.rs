@@ -1,0 +1,125 @@
+//! `/api/v1/services`: thin handlers over the listing services and the search.
+
+use poem::{Request, web::Data};
+use poem_openapi::{
+    ApiResponse, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+
+use crate::{
+    core::{
+        auth::{WorkerUser, optional_user},
+        ids::{ServiceId, UserId},
+        json::JsonBody,
+        pagination::Page,
+    },
+    error::AppError,
+    routes::{ApiTags, NoContent},
+    service::{
+        schemas::{NewService, Service, ServicePatch, SortOrder},
+        search::{self, Search},
+        services,
+    },
+    state::AppState,
+};
+
+pub struct ServicesApi;
+
+#[derive(ApiResponse)]
+pub enum ServiceCreated {
+    #[oai(status = 201)]
+    Created(Json<Service>),
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Services")]
+impl ServicesApi {
+    /// Publish a listing (public once the worker's KYC is approved).
+    #[oai(path = "/services", method = "post")]
+    async fn create(
+        &self,
+        user: WorkerUser,
+        state: Data<&AppState>,
+        body: JsonBody<NewService>,
+    ) -> Result<ServiceCreated, AppError> {
+        services::create(&state, user.0.id, body.0)
+            .await
+            .map(|s| ServiceCreated::Created(Json(s)))
+    }
+
+    /// Search public listings: full text `q` (relevance-ranked), filters, sorts, keyset pages.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/services", method = "get")]
+    async fn search(
+        &self,
+        state: Data<&AppState>,
+        /// Full-text query over title and description (web-search syntax).
+        q: Query<Option<String>>,
+        category: Query<Option<String>>,
+        city: Query<Option<String>>,
+        /// Inclusive, in cents.
+        min_price: Query<Option<i64>>,
+        /// Inclusive, in cents.
+        max_price: Query<Option<i64>>,
+        worker_id: Query<Option<UserId>>,
+        /// Default `newest`, or `relevance` when `q` is given. Unrated listings sort last by rating.
+        sort: Query<Option<SortOrder>>,
+        /// 1 to 100 (larger values are clamped); default 20.
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<Service>>, AppError> {
+        let filters = Search {
+            q: q.0,
+            category: category.0,
+            city: city.0,
+            min_price: min_price.0,
+            max_price: max_price.0,
+            worker_id: worker_id.0,
+            sort: sort.0,
+        };
+        search::search(&state, filters, limit.0, cursor.0.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// A listing: public ones for anyone; the owner and admins see it in any state.
+    #[oai(path = "/services/:id", method = "get")]
+    async fn get(
+        &self,
+        req: &Request,
+        state: Data<&AppState>,
+        id: Path<ServiceId>,
+    ) -> Result<Json<Service>, AppError> {
+        let caller = optional_user(req)
+            .await
+            .map_err(|_| AppError::Unauthorized("the access token is invalid or expired"))?;
+        search::find(&state, id.0, caller).await.map(Json)
+    }
+
+    /// Change the caller's listing; absent fields are kept.
+    #[oai(path = "/services/:id", method = "patch")]
+    async fn update(
+        &self,
+        user: WorkerUser,
+        state: Data<&AppState>,
+        id: Path<ServiceId>,
+        body: JsonBody<ServicePatch>,
+    ) -> Result<Json<Service>, AppError> {
+        services::update(&state, user.0.id, id.0, body.0)
+            .await
+            .map(Json)
+    }
+
+    /// Delete the caller's listing (soft: bookings that reference it keep working).
+    #[oai(path = "/services/:id", method = "delete")]
+    async fn delete(
+        &self,
+        user: WorkerUser,
+        state: Data<&AppState>,
+        id: Path<ServiceId>,
+    ) -> Result<NoContent, AppError> {
+        services::delete(&state, user.0.id, id.0)
+            .await
+            .map(|()| NoContent::Done)
+    }
+}

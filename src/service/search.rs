@@ -1,0 +1,362 @@
+//! The public catalog queries: hand-written SQL sharing one visibility predicate.
+//!
+//! Every public read path (search, a listing by id, a client's favorites) uses
+//! [`VISIBLE`] over [`FROM_CATALOG`], so "publicly visible" has exactly one definition.
+//! Sorting is keyset-based on `(sort key, id)`; each sort matches an index of the
+//! catalog migration so a page reads a bounded number of rows.
+
+use diesel::{
+    QueryableByName,
+    pg::Pg,
+    query_builder::BoxedSqlQuery,
+    sql_types::{BigInt, Bool, Float4, Float8, Text, Uuid},
+};
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    core::{
+        auth::CurrentUser,
+        ids::{ServiceId, UserId},
+        pagination::{self, Page},
+    },
+    db::enums::UserRole,
+    error::AppError,
+    service::{
+        models::ServiceRow,
+        schemas::{Service, SortOrder},
+    },
+    state::AppState,
+};
+
+/// A listing is public when it is active, its worker is not suspended and the
+/// worker's KYC is approved.
+pub const VISIBLE: &str =
+    "s.status = 'active' AND u.status = 'active' AND w.kyc_status = 'approved'";
+
+/// Listings with their worker and user rows, as `VISIBLE` expects them.
+pub const FROM_CATALOG: &str =
+    "services s JOIN workers w ON w.user_id = s.worker_id JOIN users u ON u.id = s.worker_id";
+
+const COLUMNS: &str = "s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, \
+     s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at";
+
+/// Filters and order of a search.
+#[derive(Debug, Default)]
+pub struct Search {
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub city: Option<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub worker_id: Option<UserId>,
+    pub sort: Option<SortOrder>,
+}
+
+/// Where a page ended: the sort it belongs to, its key, and the last id.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+enum Position {
+    Newest(ServiceId),
+    PriceAsc(i64, ServiceId),
+    PriceDesc(i64, ServiceId),
+    Rating(Option<f64>, ServiceId),
+    Relevance(f32, ServiceId),
+}
+
+/// A value bound to a `$n` placeholder.
+enum Bind {
+    Text(String),
+    BigInt(i64),
+    Uuid(uuid::Uuid),
+    Float4(f32),
+    Float8(f64),
+    Bool(bool),
+    Timestamp(chrono::DateTime<chrono::Utc>),
+}
+
+/// SQL text with numbered placeholders and their values, built together.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn push(&mut self, fragment: &str) -> &mut Self {
+        self.text.push_str(fragment);
+        self
+    }
+
+    /// Appends `$n` for `value`.
+    fn bind(&mut self, value: Bind) -> &mut Self {
+        self.binds.push(value);
+        self.text.push_str(&format!("${}", self.binds.len()));
+        self
+    }
+
+    fn into_query(self) -> BoxedSqlQuery<'static, Pg, diesel::query_builder::SqlQuery> {
+        let mut query = diesel::sql_query(self.text).into_boxed();
+        for bind in self.binds {
+            query = match bind {
+                Bind::Text(v) => query.bind::<Text, _>(v),
+                Bind::BigInt(v) => query.bind::<BigInt, _>(v),
+                Bind::Uuid(v) => query.bind::<Uuid, _>(v),
+                Bind::Float4(v) => query.bind::<Float4, _>(v),
+                Bind::Float8(v) => query.bind::<Float8, _>(v),
+                Bind::Bool(v) => query.bind::<Bool, _>(v),
+                Bind::Timestamp(v) => query.bind::<diesel::sql_types::Timestamptz, _>(v),
+            };
+        }
+        query
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Ranked {
+    #[diesel(embed)]
+    service: ServiceRow,
+    #[diesel(sql_type = Float4)]
+    rank: f32,
+}
+
+/// One page of public search results.
+pub async fn search(
+    state: &AppState,
+    search: Search,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<Service>, AppError> {
+    let limit = pagination::limit(limit)?;
+    let q = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if let (Some(min), Some(max)) = (search.min_price, search.max_price) {
+        if min > max {
+            return Err(
+                crate::error::FieldError::new("min_price", "must not exceed max_price").into(),
+            );
+        }
+    }
+    let sort = match (search.sort, q) {
+        (Some(SortOrder::Relevance), None) => {
+            return Err(crate::error::FieldError::new(
+                "sort",
+                "relevance needs a search query `q`",
+            )
+            .into());
+        }
+        (Some(sort), _) => sort,
+        (None, Some(_)) => SortOrder::Relevance,
+        (None, None) => SortOrder::Newest,
+    };
+    let after: Option<Position> = state.cursors.decode_opt(cursor)?;
+
+    let mut sql = Sql::default();
+    sql.push("SELECT ").push(COLUMNS);
+    match q {
+        Some(q) => {
+            sql.push(", ts_rank(s.search, query) AS rank FROM ")
+                .push(FROM_CATALOG)
+                .push(", websearch_to_tsquery('english', ")
+                .bind(Bind::Text(q.to_owned()))
+                .push(") query WHERE s.search @@ query AND ");
+        }
+        None => {
+            sql.push(", 0::real AS rank FROM ")
+                .push(FROM_CATALOG)
+                .push(" WHERE ");
+        }
+    }
+    sql.push(VISIBLE);
+    if let Some(category) = search.category {
+        sql.push(" AND s.category = ")
+            .bind(Bind::Text(category.trim().to_lowercase()));
+    }
+    if let Some(city) = search.city {
+        sql.push(" AND s.city = ")
+            .bind(Bind::Text(city.trim().to_owned()));
+    }
+    if let Some(min) = search.min_price {
+        sql.push(" AND s.price_cents >= ").bind(Bind::BigInt(min));
+    }
+    if let Some(max) = search.max_price {
+        sql.push(" AND s.price_cents <= ").bind(Bind::BigInt(max));
+    }
+    if let Some(worker) = search.worker_id {
+        sql.push(" AND s.worker_id = ").bind(Bind::Uuid(worker.0));
+    }
+    if let Some(after) = after {
+        keyset(&mut sql, sort, after)?;
+    }
+    sql.push(match sort {
+        SortOrder::Newest => " ORDER BY s.id DESC",
+        SortOrder::PriceAsc => " ORDER BY s.price_cents ASC, s.id ASC",
+        SortOrder::PriceDesc => " ORDER BY s.price_cents DESC, s.id DESC",
+        SortOrder::Rating => " ORDER BY s.rating_avg DESC NULLS LAST, s.id DESC",
+        SortOrder::Relevance => " ORDER BY rank DESC, s.id DESC",
+    });
+    sql.push(" LIMIT ").bind(Bind::BigInt(limit + 1));
+
+    let mut conn = state.db.get().await?;
+    let rows: Vec<Ranked> = sql.into_query().load(&mut conn).await?;
+    pagination::paginate(
+        &state.cursors,
+        rows,
+        limit,
+        |r| position(sort, r),
+        |r| Service::from(r.service),
+    )
+}
+
+fn position(sort: SortOrder, ranked: &Ranked) -> Position {
+    let row = &ranked.service;
+    match sort {
+        SortOrder::Newest => Position::Newest(row.id),
+        SortOrder::PriceAsc => Position::PriceAsc(row.price_cents, row.id),
+        SortOrder::PriceDesc => Position::PriceDesc(row.price_cents, row.id),
+        SortOrder::Rating => Position::Rating(row.rating_avg, row.id),
+        SortOrder::Relevance => Position::Relevance(ranked.rank, row.id),
+    }
+}
+
+/// Restricts to rows after `after` in `sort` order; a cursor of another sort is a 400.
+fn keyset(sql: &mut Sql, sort: SortOrder, after: Position) -> Result<(), AppError> {
+    match (sort, after) {
+        (SortOrder::Newest, Position::Newest(id)) => {
+            sql.push(" AND s.id < ").bind(Bind::Uuid(id.0));
+        }
+        (SortOrder::PriceAsc, Position::PriceAsc(price, id)) => {
+            sql.push(" AND (s.price_cents, s.id) > (")
+                .bind(Bind::BigInt(price))
+                .push(", ")
+                .bind(Bind::Uuid(id.0))
+                .push(")");
+        }
+        (SortOrder::PriceDesc, Position::PriceDesc(price, id)) => {
+            sql.push(" AND (s.price_cents, s.id) < (")
+                .bind(Bind::BigInt(price))
+                .push(", ")
+                .bind(Bind::Uuid(id.0))
+                .push(")");
+        }
+        (SortOrder::Rating, Position::Rating(Some(rating), id)) => {
+            // Rated rows after this one, then every unrated row (they sort last).
+            sql.push(" AND (s.rating_avg < ")
+                .bind(Bind::Float8(rating))
+                .push(" OR (s.rating_avg = ")
+                .bind(Bind::Float8(rating))
+                .push(" AND s.id < ")
+                .bind(Bind::Uuid(id.0))
+                .push(") OR s.rating_avg IS NULL)");
+        }
+        (SortOrder::Rating, Position::Rating(None, id)) => {
+            sql.push(" AND s.rating_avg IS NULL AND s.id < ")
+                .bind(Bind::Uuid(id.0));
+        }
+        (SortOrder::Relevance, Position::Relevance(rank, id)) => {
+            sql.push(" AND (ts_rank(s.search, query) < ")
+                .bind(Bind::Float4(rank))
+                .push(" OR (ts_rank(s.search, query) = ")
+                .bind(Bind::Float4(rank))
+                .push(" AND s.id < ")
+                .bind(Bind::Uuid(id.0))
+                .push("))");
+        }
+        _ => return Err(AppError::BadCursor),
+    }
+    Ok(())
+}
+
+/// A listing by id: publicly visible ones for anyone; the owner and admins see it
+/// whatever its state.
+pub async fn find(
+    state: &AppState,
+    id: ServiceId,
+    caller: Option<CurrentUser>,
+) -> Result<Service, AppError> {
+    let mut sql = Sql::default();
+    sql.push("SELECT ")
+        .push(COLUMNS)
+        .push(" FROM ")
+        .push(FROM_CATALOG)
+        .push(" WHERE s.id = ")
+        .bind(Bind::Uuid(id.0))
+        .push(" AND (")
+        .push(VISIBLE)
+        .push(" OR s.worker_id = ")
+        .bind(Bind::Uuid(caller.map_or(uuid::Uuid::nil(), |c| c.id.0)))
+        .push(" OR ")
+        .bind(Bind::Bool(
+            caller.is_some_and(|c| c.role == UserRole::Admin),
+        ))
+        .push(")");
+    let mut conn = state.db.get().await?;
+    let row: ServiceRow = sql.into_query().get_result(&mut conn).await?;
+    Ok(row.into())
+}
+
+/// Whether a listing is publicly visible right now (404 when it is not).
+pub async fn ensure_visible(
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: ServiceId,
+) -> Result<(), AppError> {
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = Uuid)]
+        #[allow(dead_code)]
+        id: uuid::Uuid,
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT s.id FROM ")
+        .push(FROM_CATALOG)
+        .push(" WHERE s.id = ")
+        .bind(Bind::Uuid(id.0))
+        .push(" AND ")
+        .push(VISIBLE);
+    let _: Found = sql.into_query().get_result(conn).await?;
+    Ok(())
+}
+
+/// A client's favorites that are still visible, most recently added first.
+pub async fn favorites(
+    state: &AppState,
+    client: UserId,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<Service>, AppError> {
+    #[derive(diesel::QueryableByName)]
+    struct Favorite {
+        #[diesel(embed)]
+        service: ServiceRow,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        added_at: chrono::DateTime<chrono::Utc>,
+    }
+    let limit = pagination::limit(limit)?;
+    let after: Option<(chrono::DateTime<chrono::Utc>, ServiceId)> =
+        state.cursors.decode_opt(cursor)?;
+    let mut sql = Sql::default();
+    sql.push("SELECT ")
+        .push(COLUMNS)
+        .push(", f.created_at AS added_at FROM ")
+        .push(FROM_CATALOG)
+        .push(" JOIN favorites f ON f.service_id = s.id WHERE f.client_id = ")
+        .bind(Bind::Uuid(client.0))
+        .push(" AND ")
+        .push(VISIBLE);
+    if let Some((at, id)) = after {
+        sql.push(" AND (f.created_at, f.service_id) < (")
+            .bind(Bind::Timestamp(at))
+            .push(", ")
+            .bind(Bind::Uuid(id.0))
+            .push(")");
+    }
+    sql.push(" ORDER BY f.created_at DESC, f.service_id DESC LIMIT ")
+        .bind(Bind::BigInt(limit + 1));
+    let mut conn = state.db.get().await?;
+    let rows: Vec<Favorite> = sql.into_query().load(&mut conn).await?;
+    pagination::paginate(
+        &state.cursors,
+        rows,
+        limit,
+        |f| (f.added_at, f.service.id),
+        |f| Service::from(f.service),
+    )
+}

@@ -1,0 +1,280 @@
+//! Listing rules: who may create, change, delete, hide and unhide.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use poem_openapi::types::MaybeUndefined;
+
+use crate::{
+    admin::audit::{self, Target},
+    core::{
+        auth::CurrentUser,
+        ids::{ServiceId, UserId},
+        pagination::{self, Page},
+    },
+    db::{
+        enums::{AuditAction, ServiceStatus},
+        schema::services,
+    },
+    error::{AppError, FieldError},
+    service::{
+        models::ServiceRow,
+        schemas::{NewService, Service, ServicePatch},
+        search,
+    },
+    state::AppState,
+};
+
+const DEFAULT_DURATION: i32 = 60;
+
+fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > max {
+        Err(FieldError::new(
+            field,
+            format!("must be 1 to {max} characters"),
+        ))
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+fn price(value: i64) -> Result<i64, FieldError> {
+    (0..=10_000_000_000)
+        .contains(&value)
+        .then_some(value)
+        .ok_or_else(|| FieldError::new("price_cents", "must be 0 to 10000000000"))
+}
+
+fn duration(value: i32) -> Result<i32, FieldError> {
+    (15..=1440)
+        .contains(&value)
+        .then_some(value)
+        .ok_or_else(|| FieldError::new("duration_minutes", "must be 15 to 1440"))
+}
+
+fn category(value: &str) -> Result<String, FieldError> {
+    text("category", value, 50).map(|c| c.to_lowercase())
+}
+
+/// Collects the errors of several field checks, or their values.
+macro_rules! fields {
+    ($($name:ident = $check:expr),+ $(,)?) => {
+        let mut errors = Vec::new();
+        $(let $name = $check.map_err(|e| errors.push(e)).ok();)+
+        if !errors.is_empty() {
+            return Err(AppError::invalid_fields(errors));
+        }
+        $(let Some($name) = $name else { unreachable!("errors were returned above") };)+
+    };
+}
+
+pub async fn create(
+    state: &AppState,
+    worker: UserId,
+    body: NewService,
+) -> Result<Service, AppError> {
+    fields! {
+        title = text("title", &body.title, 200),
+        description = text("description", &body.description, 5000),
+        category = category(&body.category),
+        city = text("city", &body.city, 100),
+        price_cents = price(body.price_cents),
+        duration_minutes = duration(body.duration_minutes.unwrap_or(DEFAULT_DURATION)),
+    }
+    let mut conn = state.db.get().await?;
+    let row: ServiceRow = diesel::insert_into(services::table)
+        .values((
+            services::id.eq(ServiceId::new()),
+            services::worker_id.eq(worker),
+            services::title.eq(title),
+            services::description.eq(description),
+            services::category.eq(category),
+            services::price_cents.eq(price_cents),
+            services::pricing_unit.eq(body.pricing_unit),
+            services::city.eq(city),
+            services::duration_minutes.eq(duration_minutes),
+        ))
+        .returning(ServiceRow::as_returning())
+        .get_result(&mut conn)
+        .await?;
+    Ok(row.into())
+}
+
+/// The listing a worker may change: theirs and not deleted. Another worker's listing is
+/// 403 when it is publicly visible (its existence is no secret) and 404 otherwise.
+async fn owned(
+    conn: &mut diesel_async::AsyncPgConnection,
+    worker: UserId,
+    id: ServiceId,
+) -> Result<(), AppError> {
+    let (owner, status): (UserId, ServiceStatus) = services::table
+        .find(id)
+        .select((services::worker_id, services::status))
+        .for_update()
+        .first(conn)
+        .await?;
+    if owner == worker {
+        return if status == ServiceStatus::Deleted {
+            Err(AppError::NotFound)
+        } else {
+            Ok(())
+        };
+    }
+    match search::ensure_visible(conn, id).await {
+        Ok(()) => Err(AppError::Forbidden(
+            "this listing belongs to another worker",
+        )),
+        Err(_) => Err(AppError::NotFound),
+    }
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = services)]
+struct Changes {
+    title: Option<String>,
+    description: Option<String>,
+    category: Option<String>,
+    price_cents: Option<i64>,
+    pricing_unit: Option<crate::db::enums::PricingUnit>,
+    city: Option<String>,
+    duration_minutes: Option<i32>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `null` on a required field is a 422; absent is "keep".
+fn required<T>(field: &str, value: MaybeUndefined<T>) -> Result<Option<T>, FieldError> {
+    match value {
+        MaybeUndefined::Null => Err(FieldError::new(field, "cannot be null")),
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Value(v) => Ok(Some(v)),
+    }
+}
+
+pub async fn update(
+    state: &AppState,
+    worker: UserId,
+    id: ServiceId,
+    patch: ServicePatch,
+) -> Result<Service, AppError> {
+    let mut conn = state.db.get().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        owned(conn, worker, id).await?;
+        fields! {
+            title = required("title", patch.title).and_then(|v| v.map(|v| text("title", &v, 200)).transpose()),
+            description = required("description", patch.description).and_then(|v| v.map(|v| text("description", &v, 5000)).transpose()),
+            category = required("category", patch.category).and_then(|v| v.map(|v| category(&v)).transpose()),
+            city = required("city", patch.city).and_then(|v| v.map(|v| text("city", &v, 100)).transpose()),
+            price_cents = required("price_cents", patch.price_cents).and_then(|v| v.map(price).transpose()),
+            duration_minutes = required("duration_minutes", patch.duration_minutes).and_then(|v| v.map(duration).transpose()),
+            pricing_unit = required("pricing_unit", patch.pricing_unit),
+        }
+        let changes = Changes {
+            title,
+            description,
+            category,
+            price_cents,
+            pricing_unit,
+            city,
+            duration_minutes,
+            updated_at: chrono::Utc::now(),
+        };
+        let row: ServiceRow = diesel::update(services::table.find(id))
+            .set(&changes)
+            .returning(ServiceRow::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok(row.into())
+    })
+    .await
+}
+
+/// Soft delete: jobs that reference the listing keep working.
+pub async fn delete(state: &AppState, worker: UserId, id: ServiceId) -> Result<(), AppError> {
+    let mut conn = state.db.get().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        owned(conn, worker, id).await?;
+        diesel::update(services::table.find(id))
+            .set((
+                services::status.eq(ServiceStatus::Deleted),
+                services::updated_at.eq(chrono::Utc::now()),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A worker's own listings, any status, newest first.
+pub async fn list_own(
+    state: &AppState,
+    worker: UserId,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<Service>, AppError> {
+    let limit = pagination::limit(limit)?;
+    let after: Option<ServiceId> = state.cursors.decode_opt(cursor)?;
+    let mut query = services::table
+        .filter(services::worker_id.eq(worker))
+        .order(services::id.desc())
+        .limit(limit + 1)
+        .select(ServiceRow::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(services::id.lt(after));
+    }
+    let mut conn = state.db.get().await?;
+    let rows = query.load(&mut conn).await?;
+    pagination::paginate(&state.cursors, rows, limit, |r| r.id, Service::from)
+}
+
+/// Admin moderation: hide an active listing or unhide a hidden one (idempotent),
+/// with an audit row. Deleted listings are gone (404).
+pub async fn set_hidden(
+    state: &AppState,
+    admin: CurrentUser,
+    id: ServiceId,
+    hidden: bool,
+    reason: Option<&str>,
+) -> Result<Service, AppError> {
+    let mut conn = state.db.get().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let status: ServiceStatus = services::table
+            .find(id)
+            .select(services::status)
+            .for_update()
+            .first(conn)
+            .await?;
+        if status == ServiceStatus::Deleted {
+            return Err(AppError::NotFound);
+        }
+        let reason = if hidden {
+            Some(crate::admin::services::check_reason(
+                reason.unwrap_or_default(),
+            )?)
+        } else {
+            None
+        };
+        let target = if hidden {
+            ServiceStatus::Hidden
+        } else {
+            ServiceStatus::Active
+        };
+        let row: ServiceRow = diesel::update(services::table.find(id))
+            .set((
+                services::status.eq(target),
+                services::updated_at.eq(chrono::Utc::now()),
+            ))
+            .returning(ServiceRow::as_returning())
+            .get_result(conn)
+            .await?;
+        let action = if hidden {
+            AuditAction::ServiceHidden
+        } else {
+            AuditAction::ServiceUnhidden
+        };
+        audit::record(conn, admin.id, action, Target::Service(id), reason).await?;
+        Ok(row.into())
+    })
+    .await
+}

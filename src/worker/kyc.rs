@@ -1,0 +1,407 @@
+//! KYC: streaming document upload, the worker's list, download, and admin review.
+//!
+//! A worker's `kyc_status` is derived from their submissions by [`derive_status`] and
+//! stored on the worker row in the same transaction as every change, so public
+//! visibility (which requires `approved`) is one column read.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::Stream;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    admin::audit::{self, Target},
+    core::{
+        auth::CurrentUser,
+        ids::{KycId, UserId},
+        pagination::{self, Page},
+        upload::{Download, FileKind, PendingUpload},
+    },
+    db::{
+        enums::{AuditAction, KycDecision, KycDocumentType, KycStatus, UserRole},
+        schema::{kyc_submissions, workers},
+    },
+    error::{AppError, FieldError},
+    state::AppState,
+    worker::{models::KycRow, schemas::KycSubmission},
+};
+
+/// Room for the multipart framing and the `document_type` field around the file.
+const FRAMING_ALLOWANCE: u64 = 64 * 1024;
+
+/// The contract's rule: approved when the most recent decision approved; otherwise
+/// pending when a submission awaits review; otherwise rejected when the most recent
+/// decision rejected; otherwise none. A new upload never takes an approval away.
+pub fn derive_status(latest_decision: Option<KycDecision>, any_pending: bool) -> KycStatus {
+    match (latest_decision, any_pending) {
+        (Some(KycDecision::Approved), _) => KycStatus::Approved,
+        (_, true) => KycStatus::Pending,
+        (Some(KycDecision::Rejected), false) => KycStatus::Rejected,
+        (Some(KycDecision::Pending) | None, false) => KycStatus::None,
+    }
+}
+
+/// Recomputes and stores a worker's `kyc_status` inside the caller's transaction.
+async fn refresh_status(
+    conn: &mut AsyncPgConnection,
+    worker: UserId,
+) -> Result<KycStatus, AppError> {
+    let latest: Option<KycDecision> = kyc_submissions::table
+        .filter(kyc_submissions::worker_id.eq(worker))
+        .filter(kyc_submissions::reviewed_at.is_not_null())
+        .order(kyc_submissions::reviewed_at.desc())
+        .select(kyc_submissions::status)
+        .first(conn)
+        .await
+        .optional()?;
+    let any_pending: bool = diesel::select(diesel::dsl::exists(
+        kyc_submissions::table
+            .filter(kyc_submissions::worker_id.eq(worker))
+            .filter(kyc_submissions::status.eq(KycDecision::Pending)),
+    ))
+    .get_result(conn)
+    .await?;
+    let status = derive_status(latest, any_pending);
+    diesel::update(workers::table.find(worker))
+        .set(workers::kyc_status.eq(status))
+        .execute(conn)
+        .await?;
+    Ok(status)
+}
+
+fn multer_error(err: multer::Error) -> AppError {
+    use multer::Error as E;
+    match err {
+        E::FieldSizeExceeded { .. } | E::StreamSizeExceeded { .. } => AppError::PayloadTooLarge,
+        E::UnknownField { field_name } => FieldError::new(
+            field_name.unwrap_or_else(|| "(unnamed)".to_owned()),
+            "is not a field of this form (document_type, file)",
+        )
+        .into(),
+        other => AppError::MalformedBody(format!("invalid multipart body: {other}")),
+    }
+}
+
+/// A streamed file, not yet committed: dropping it deletes the bytes.
+struct Received {
+    pending: Box<dyn PendingUpload>,
+    kind: FileKind,
+    size: u64,
+    sha256: String,
+}
+
+/// Streams one multipart field to the store, deciding its type from the first bytes
+/// (415 before any size check) and stopping at `max` bytes (413).
+async fn receive_file(
+    state: &AppState,
+    worker: UserId,
+    field: &mut multer::Field<'_>,
+    max: u64,
+) -> Result<Received, AppError> {
+    let mut pending: Option<Box<dyn PendingUpload>> = None;
+    let mut head = Vec::with_capacity(FileKind::SNIFF_LEN);
+    let mut kind = None;
+    let mut size = 0u64;
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = field.chunk().await.map_err(multer_error)? {
+        if kind.is_none() {
+            let take = (FileKind::SNIFF_LEN - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+            if head.len() == FileKind::SNIFF_LEN {
+                kind = Some(FileKind::sniff(&head).ok_or_else(unsupported)?);
+            }
+        }
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(AppError::PayloadTooLarge);
+        }
+        hasher.update(&chunk);
+        let sink = match pending.as_mut() {
+            Some(sink) => sink,
+            None => pending.insert(
+                state
+                    .uploads
+                    .begin(worker.to_string())
+                    .await
+                    .map_err(AppError::internal)?,
+            ),
+        };
+        sink.write(&chunk).await.map_err(AppError::internal)?;
+    }
+    if size == 0 {
+        return Err(FieldError::new("file", "must not be empty").into());
+    }
+    let kind = match kind {
+        Some(kind) => kind,
+        None => FileKind::sniff(&head).ok_or_else(unsupported)?,
+    };
+    Ok(Received {
+        pending: pending.ok_or_else(|| AppError::internal("no upload for a non-empty file"))?,
+        kind,
+        size,
+        sha256: hex(&hasher.finalize()),
+    })
+}
+
+fn unsupported() -> AppError {
+    AppError::UnsupportedMediaType("the file must be a JPEG, PNG or PDF document".to_owned())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses `multipart/form-data` with `document_type` and `file`, streaming the file to
+/// the upload store, then records the submission. Nothing is left behind on failure.
+pub async fn submit<S>(
+    state: &AppState,
+    worker: UserId,
+    content_type: Option<&str>,
+    body: S,
+) -> Result<KycSubmission, AppError>
+where
+    S: Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+{
+    let boundary = content_type
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| {
+            AppError::UnsupportedMediaType(
+                "expected multipart/form-data with a boundary".to_owned(),
+            )
+        })?;
+    let max = state.settings.upload_max_bytes;
+    let limits = multer::SizeLimit::new()
+        .whole_stream(max + FRAMING_ALLOWANCE)
+        .for_field("document_type", 64)
+        .for_field("file", max + 1);
+    let constraints = multer::Constraints::new()
+        .allowed_fields(vec!["document_type", "file"])
+        .size_limit(limits);
+    let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
+
+    let mut document_type = None;
+    let mut received: Option<Received> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multer_error)? {
+        match field.name() {
+            Some("document_type") => {
+                let text = field.text().await.map_err(multer_error)?;
+                document_type = Some(text.trim().parse::<KycDocumentType>().map_err(|()| {
+                    FieldError::new(
+                        "document_type",
+                        "must be passport, national_id, driver_license or proof_of_address",
+                    )
+                })?);
+            }
+            Some("file") if received.is_none() => {
+                received = Some(receive_file(state, worker, &mut field, max).await?)
+            }
+            _ => return Err(FieldError::new("file", "must be sent once").into()),
+        }
+    }
+    // Only a complete, valid form is committed; any early return above dropped the
+    // pending upload, deleting its bytes.
+    let (document_type, received) = match (document_type, received) {
+        (Some(document_type), Some(received)) => (document_type, received),
+        (document_type, received) => {
+            let mut missing = Vec::new();
+            if document_type.is_none() {
+                missing.push(FieldError::new("document_type", "is required"));
+            }
+            if received.is_none() {
+                missing.push(FieldError::new("file", "is required"));
+            }
+            return Err(AppError::invalid_fields(missing));
+        }
+    };
+    let Received {
+        pending,
+        kind,
+        size,
+        sha256,
+    } = received;
+    let key = pending.commit().await.map_err(AppError::internal)?;
+    let result = record(state, worker, document_type, &key, kind, size, &sha256).await;
+    if result.is_err() {
+        // The row was not written: the file must not outlive it.
+        let _ = state.uploads.remove(&key).await;
+    }
+    result
+}
+
+async fn record(
+    state: &AppState,
+    worker: UserId,
+    document_type: KycDocumentType,
+    key: &str,
+    kind: FileKind,
+    size: u64,
+    sha256: &str,
+) -> Result<KycSubmission, AppError> {
+    let mut conn = state.db.get().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let row: KycRow = diesel::insert_into(kyc_submissions::table)
+            .values((
+                kyc_submissions::id.eq(KycId::new()),
+                kyc_submissions::worker_id.eq(worker),
+                kyc_submissions::document_type.eq(document_type),
+                kyc_submissions::content_type.eq(kind.content_type()),
+                kyc_submissions::size_bytes.eq(i64::try_from(size).unwrap_or(i64::MAX)),
+                kyc_submissions::sha256.eq(sha256),
+                kyc_submissions::storage_key.eq(key),
+            ))
+            .returning(KycRow::as_returning())
+            .get_result(conn)
+            .await?;
+        refresh_status(conn, worker).await?;
+        Ok(row.into())
+    })
+    .await
+}
+
+/// The worker's own submissions, newest first.
+pub async fn list_mine(
+    state: &AppState,
+    worker: UserId,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<KycSubmission>, AppError> {
+    let limit = pagination::limit(limit)?;
+    let after: Option<KycId> = state.cursors.decode_opt(cursor)?;
+    let mut query = kyc_submissions::table
+        .filter(kyc_submissions::worker_id.eq(worker))
+        .order(kyc_submissions::id.desc())
+        .limit(limit + 1)
+        .select(KycRow::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(kyc_submissions::id.lt(after));
+    }
+    let mut conn = state.db.get().await?;
+    let rows = query.load(&mut conn).await?;
+    pagination::paginate(&state.cursors, rows, limit, |r| r.id, KycSubmission::from)
+}
+
+/// The admin queue: submissions in `status` (pending by default), oldest first.
+pub async fn queue(
+    state: &AppState,
+    status: Option<KycDecision>,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<KycSubmission>, AppError> {
+    let limit = pagination::limit(limit)?;
+    let after: Option<KycId> = state.cursors.decode_opt(cursor)?;
+    let mut query = kyc_submissions::table
+        .filter(kyc_submissions::status.eq(status.unwrap_or(KycDecision::Pending)))
+        .order(kyc_submissions::id.asc())
+        .limit(limit + 1)
+        .select(KycRow::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(kyc_submissions::id.gt(after));
+    }
+    let mut conn = state.db.get().await?;
+    let rows = query.load(&mut conn).await?;
+    pagination::paginate(&state.cursors, rows, limit, |r| r.id, KycSubmission::from)
+}
+
+/// A submission's bytes, for its worker or an admin; anyone else gets 404.
+pub async fn file(state: &AppState, caller: CurrentUser, id: KycId) -> Result<Download, AppError> {
+    let mut query = kyc_submissions::table
+        .find(id)
+        .select(KycRow::as_select())
+        .into_boxed();
+    if caller.role != UserRole::Admin {
+        query = query.filter(kyc_submissions::worker_id.eq(caller.id));
+    }
+    let mut conn = state.db.get().await?;
+    let row: KycRow = query.first(&mut conn).await?;
+    drop(conn);
+    let kind = FileKind::from_content_type(&row.content_type).ok_or_else(|| {
+        AppError::internal(format!(
+            "stored content type {} is not a FileKind",
+            row.content_type
+        ))
+    })?;
+    let body = state
+        .uploads
+        .open(&row.storage_key)
+        .await
+        .map_err(AppError::internal)?;
+    Ok(Download {
+        body,
+        kind,
+        filename_stem: format!("kyc-{}", row.id),
+    })
+}
+
+/// Approves or rejects a pending submission, updates the worker's status and writes
+/// the audit row, in one transaction. Not pending → 409 `kyc_not_pending`.
+pub async fn decide(
+    state: &AppState,
+    admin: CurrentUser,
+    id: KycId,
+    decision: KycDecision,
+    reason: Option<&str>,
+) -> Result<KycSubmission, AppError> {
+    let mut conn = state.db.get().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let current: KycDecision = kyc_submissions::table
+            .find(id)
+            .select(kyc_submissions::status)
+            .for_update()
+            .first(conn)
+            .await?;
+        let reason = match decision {
+            KycDecision::Rejected => Some(crate::admin::services::check_reason(
+                reason.unwrap_or_default(),
+            )?),
+            _ => None,
+        };
+        if current != KycDecision::Pending {
+            return Err(AppError::conflict(
+                "kyc_not_pending",
+                "the submission has already been reviewed",
+            ));
+        }
+        let row: KycRow = diesel::update(kyc_submissions::table.find(id))
+            .set((
+                kyc_submissions::status.eq(decision),
+                kyc_submissions::reason.eq(reason),
+                kyc_submissions::reviewed_at.eq(Utc::now()),
+                kyc_submissions::reviewed_by.eq(admin.id),
+            ))
+            .returning(KycRow::as_returning())
+            .get_result(conn)
+            .await?;
+        refresh_status(conn, row.worker_id).await?;
+        let action = if decision == KycDecision::Approved {
+            AuditAction::KycApproved
+        } else {
+            AuditAction::KycRejected
+        };
+        audit::record(conn, admin.id, action, Target::Kyc(id), reason).await?;
+        Ok(row.into())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_the_contract_rule() {
+        use KycDecision::{Approved, Rejected};
+        assert_eq!(derive_status(None, false), KycStatus::None);
+        assert_eq!(derive_status(None, true), KycStatus::Pending);
+        assert_eq!(
+            derive_status(Some(Approved), true),
+            KycStatus::Approved,
+            "a new upload keeps the approval"
+        );
+        assert_eq!(derive_status(Some(Approved), false), KycStatus::Approved);
+        assert_eq!(derive_status(Some(Rejected), true), KycStatus::Pending);
+        assert_eq!(derive_status(Some(Rejected), false), KycStatus::Rejected);
+    }
+}
