@@ -19,7 +19,7 @@ cargo build --release --quiet
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
 export BIND="127.0.0.1:$PORT" LOG_LEVEL=warn LOG_DIR="${TMPDIR:-/tmp}/marketplace-bench-logs"
 export REDIS_KEY_PREFIX="bench:" RATE_LIMIT_PER_SEC=100000000 RATE_LIMIT_BURST=100000000
-export RATE_LIMIT_LOGIN_PER_MIN=100000000 DB_POOL_SIZE=${DB_POOL_SIZE:-16}
+export RATE_LIMIT_LOGIN_PER_MIN=100000000 DB_POOL_SIZE=${DB_POOL_SIZE:-32}
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
 redis-cli --scan --pattern 'bench:*' | xargs -r redis-cli del >/dev/null
 
@@ -44,6 +44,30 @@ sleep 1
 idle_rss=$(rss_kib)
 
 json() { python3 -c "import sys,json; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+psql_bench() { psql -q -h 127.0.0.1 -U postgres -d "$DB" "$@"; }
+
+# 100k listings from 2000 KYC-approved workers (the seed command prints its own timing).
+./target/release/marketplace seed --workers 2000 --services 100000 --clients 1000 | grep seeded
+service_id=$(psql_bench -Atc "SELECT id FROM services ORDER BY id LIMIT 1 OFFSET 50000")
+
+# The SQL the server runs for each endpoint, for pgbench (kept in step with src/service/search.rs).
+COLS="s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at"
+FROM="services s JOIN workers w ON w.user_id = s.worker_id JOIN users u ON u.id = s.worker_id"
+VIS="s.status = 'active' AND u.status = 'active' AND w.kyc_status = 'approved'"
+cat >"$work/by_id.sql" <<SQL
+SELECT $COLS FROM $FROM WHERE s.id = '$service_id' AND ($VIS OR s.worker_id = '00000000-0000-0000-0000-000000000000' OR false);
+SQL
+cat >"$work/search.sql" <<SQL
+SELECT $COLS, ts_rank(s.search, query) AS rank FROM $FROM, websearch_to_tsquery('english', 'plumbing') query WHERE s.search @@ query AND $VIS ORDER BY rank DESC, s.id DESC LIMIT 21;
+SQL
+pgbench_row() { # name clients script
+  local out tps lat
+  out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$2" -j 2 -T "$DURATION" -f "$3" "$DB" 2>&1)
+  tps=$(awk '/^tps/ {print $3}' <<<"$out")
+  lat=$(awk '/latency average/ {print $4}' <<<"$out")
+  printf '| %-28s | %5s | %10s | %8s | %8s | %8s |\n' "$1" "$2" "$tps" "avg $lat" "-" "-"
+  echo "$tps" >"$work/$1.rps"
+}
 curl -sf -X POST "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"bench password","full_name":"Bench","role":"client"}' >/dev/null
 token=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
@@ -77,6 +101,10 @@ echo "|------------------------------|-------|------------|----------|----------
 row health 32 "$BASE/health"
 row auth_me 32 -H "Authorization: Bearer $token" "$BASE/api/v1/auth/me"
 row login 4 -s "$work/login.lua" "$BASE/api/v1/auth/login"
+row service_by_id 32 "$BASE/api/v1/services/$service_id"
+pgbench_row pgbench_service_by_id 32 "$work/by_id.sql"
+row search_plumbing 32 "$BASE/api/v1/services?q=plumbing"
+pgbench_row pgbench_search_plumbing 32 "$work/search.sql"
 echo
 login_rps=$(cat "$work/login.rps")
 printf '| %-40s | %12s |\n' "measure" "value"
@@ -86,3 +114,6 @@ printf '| %-40s | %12s |\n' "idle RSS, MiB" "$(awk -v k="$idle_rss" 'BEGIN {prin
 printf '| %-40s | %12s |\n' "peak RSS after load, MiB" "$(awk -v k="$(hwm_kib)" 'BEGIN {printf "%.1f", k/1024}')"
 printf '| %-40s | %12s |\n' "raw argon2id hashes/s (all cores)" "$argon"
 printf '| %-40s | %12s |\n' "login req/s as % of raw argon2id" "$(awk -v l="$login_rps" -v a="$argon" 'BEGIN {printf "%.0f%%", 100*l/a}')"
+ratio() { awk -v a="$(cat "$work/$1.rps")" -v b="$(cat "$work/$2.rps")" 'BEGIN {printf "%.0f%%", 100*a/b}'; }
+printf '| %-40s | %12s |\n' "GET /services/{id} as % of pgbench" "$(ratio service_by_id pgbench_service_by_id)"
+printf '| %-40s | %12s |\n' "search q=plumbing as % of pgbench" "$(ratio search_plumbing pgbench_search_plumbing)"

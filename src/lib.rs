@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod ops;
 pub mod routes;
+pub mod seed;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -9,6 +9,7 @@ use marketplace::{
     core::logging::{self, LogTargets},
     db::enums::UserRole,
     error::AppError,
+    seed::Amounts,
     server,
     state::AppState,
 };
@@ -34,6 +35,18 @@ enum Command {
         /// where other users could see it).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// Fill the database with demo data (KYC-approved workers, listings, clients).
+    Seed {
+        #[arg(long, default_value_t = 100)]
+        workers: usize,
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// The password every seeded account gets.
+        #[arg(long, default_value = "marketplace-demo")]
+        password: String,
     },
 }
 
@@ -78,6 +91,23 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::CreateAdmin { email, .. } => create_admin(settings, &email).await,
+            Command::Seed {
+                workers,
+                services,
+                clients,
+                password,
+            } => {
+                seed(
+                    settings,
+                    Amounts {
+                        workers,
+                        services,
+                        clients,
+                    },
+                    &password,
+                )
+                .await
+            }
         }
     });
     match result {
@@ -88,6 +118,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn seed(settings: Settings, amounts: Amounts, password: &str) -> anyhow::Result<()> {
+    server::migrate(&settings).await?;
+    let state = AppState::new(settings)?;
+    let started = std::time::Instant::now();
+    let seeded = marketplace::seed::seed(&state, amounts, password, true).await?;
+    println!(
+        "seeded {} workers, {} clients, {} services in {:.1} s",
+        amounts.workers,
+        amounts.clients,
+        seeded.services,
+        started.elapsed().as_secs_f64()
+    );
+    for (role, email) in [
+        ("worker", &seeded.worker_email),
+        ("client", &seeded.client_email),
+    ] {
+        if let Some(email) = email {
+            println!("  log in as a {role}: {email} / {}", seeded.password);
+        }
+    }
+    Ok(())
 }
 
 async fn create_admin(settings: Settings, email: &str) -> anyhow::Result<()> {

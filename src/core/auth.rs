@@ -24,12 +24,16 @@ pub struct CurrentUser {
 
 /// Verifies the token, then asks Redis (one round trip) whether its login was revoked.
 async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
+    Ok(verify(req, &bearer.token).await?)
+}
+
+async fn verify(req: &Request, token: &str) -> Result<CurrentUser, AppError> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| AppError::internal("application state missing"))?;
-    let claims = state.tokens.verify(&bearer.token)?;
+    let claims = state.tokens.verify(token)?;
     if state.revocations.is_revoked(&state.db, claims.sid).await? {
-        return Err(AppError::TokenRevoked.into());
+        return Err(AppError::TokenRevoked);
     }
     Ok(CurrentUser {
         id: claims.sub,
@@ -101,7 +105,7 @@ async fn client_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser>
 }
 
 /// A caller who may or may not be logged in (public reads that show owners more).
-pub async fn optional_user(req: &Request) -> poem::Result<Option<CurrentUser>> {
+pub async fn optional_user(req: &Request) -> Result<Option<CurrentUser>, AppError> {
     let Some(header) = req.headers().get(poem::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -112,12 +116,5 @@ pub async fn optional_user(req: &Request) -> poem::Result<Option<CurrentUser>> {
         .ok_or(AppError::Unauthorized(
             "the Authorization header must be `Bearer <token>`",
         ))?;
-    authenticate(
-        req,
-        Bearer {
-            token: token.to_owned(),
-        },
-    )
-    .await
-    .map(Some)
+    verify(req, token).await.map(Some)
 }

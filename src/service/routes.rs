@@ -90,9 +90,7 @@ impl ServicesApi {
         state: Data<&AppState>,
         id: Path<ServiceId>,
     ) -> Result<Json<Service>, AppError> {
-        let caller = optional_user(req)
-            .await
-            .map_err(|_| AppError::Unauthorized("the access token is invalid or expired"))?;
+        let caller = optional_user(req).await?;
         search::find(&state, id.0, caller).await.map(Json)
     }
 

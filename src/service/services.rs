@@ -120,12 +120,10 @@ async fn owned(
             Ok(())
         };
     }
-    match search::ensure_visible(conn, id).await {
-        Ok(()) => Err(AppError::Forbidden(
-            "this listing belongs to another worker",
-        )),
-        Err(_) => Err(AppError::NotFound),
-    }
+    search::ensure_visible(conn, id).await?;
+    Err(AppError::Forbidden(
+        "this listing belongs to another worker",
+    ))
 }
 
 #[derive(AsChangeset)]
@@ -248,17 +246,26 @@ pub async fn set_hidden(
         if status == ServiceStatus::Deleted {
             return Err(AppError::NotFound);
         }
+        let target = if hidden {
+            ServiceStatus::Hidden
+        } else {
+            ServiceStatus::Active
+        };
+        if status == target {
+            // Already in the requested state: nothing changes, nothing to audit.
+            return Ok(services::table
+                .find(id)
+                .select(ServiceRow::as_select())
+                .first(conn)
+                .await?
+                .into());
+        }
         let reason = if hidden {
             Some(crate::admin::services::check_reason(
                 reason.unwrap_or_default(),
             )?)
         } else {
             None
-        };
-        let target = if hidden {
-            ServiceStatus::Hidden
-        } else {
-            ServiceStatus::Active
         };
         let row: ServiceRow = diesel::update(services::table.find(id))
             .set((

@@ -4,7 +4,6 @@
 //! stored on the worker row in the same transaction as every change, so public
 //! visibility (which requires `approved`) is one column read.
 
-use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::Stream;
@@ -27,6 +26,9 @@ use crate::{
     worker::{models::KycRow, schemas::KycSubmission},
 };
 
+/// Submissions one worker may have awaiting review: bounds the disk an account can fill.
+const MAX_PENDING: i64 = 5;
+
 /// Room for the multipart framing and the `document_type` field around the file.
 const FRAMING_ALLOWANCE: u64 = 64 * 1024;
 
@@ -47,6 +49,14 @@ async fn refresh_status(
     conn: &mut AsyncPgConnection,
     worker: UserId,
 ) -> Result<KycStatus, AppError> {
+    // Serialise with every other change to this worker's submissions: the reads below
+    // then see whatever a concurrent decision or upload committed.
+    workers::table
+        .find(worker)
+        .select(workers::user_id)
+        .for_no_key_update()
+        .first::<UserId>(conn)
+        .await?;
     let latest: Option<KycDecision> = kyc_submissions::table
         .filter(kyc_submissions::worker_id.eq(worker))
         .filter(kyc_submissions::reviewed_at.is_not_null())
@@ -173,8 +183,9 @@ where
     let max = state.settings.upload_max_bytes;
     let limits = multer::SizeLimit::new()
         .whole_stream(max + FRAMING_ALLOWANCE)
-        .for_field("document_type", 64)
-        .for_field("file", max + 1);
+        // The file's own limit is enforced while streaming, after its type was sniffed,
+        // so an oversized non-document is a 415, not a 413.
+        .for_field("document_type", 64);
     let constraints = multer::Constraints::new()
         .allowed_fields(vec!["document_type", "file"])
         .size_limit(limits);
@@ -220,13 +231,20 @@ where
         size,
         sha256,
     } = received;
-    let key = pending.commit().await.map_err(AppError::internal)?;
-    let result = record(state, worker, document_type, &key, kind, size, &sha256).await;
-    if result.is_err() {
-        // The row was not written: the file must not outlive it.
-        let _ = state.uploads.remove(&key).await;
-    }
-    result
+    // From here on the work runs in its own task: a client that disconnects cannot
+    // cancel it between the file's commit and the row's insert, orphaning the file.
+    let state = state.clone();
+    tokio::spawn(async move {
+        let key = pending.commit().await.map_err(AppError::internal)?;
+        let result = record(&state, worker, document_type, &key, kind, size, &sha256).await;
+        if result.is_err() {
+            // The row was not written: the file must not outlive it.
+            let _ = state.uploads.remove(&key).await;
+        }
+        result
+    })
+    .await
+    .map_err(AppError::internal)?
 }
 
 async fn record(
@@ -240,6 +258,25 @@ async fn record(
 ) -> Result<KycSubmission, AppError> {
     let mut conn = state.db.get().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
+        // Checked under the worker lock that `refresh_status` also takes.
+        workers::table
+            .find(worker)
+            .select(workers::user_id)
+            .for_no_key_update()
+            .first::<UserId>(conn)
+            .await?;
+        let pending: i64 = kyc_submissions::table
+            .filter(kyc_submissions::worker_id.eq(worker))
+            .filter(kyc_submissions::status.eq(KycDecision::Pending))
+            .count()
+            .get_result(conn)
+            .await?;
+        if pending >= MAX_PENDING {
+            return Err(AppError::conflict(
+                "kyc_too_many_pending",
+                "several documents already await review; wait for a decision before sending more",
+            ));
+        }
         let row: KycRow = diesel::insert_into(kyc_submissions::table)
             .values((
                 kyc_submissions::id.eq(KycId::new()),
@@ -368,7 +405,9 @@ pub async fn decide(
             .set((
                 kyc_submissions::status.eq(decision),
                 kyc_submissions::reason.eq(reason),
-                kyc_submissions::reviewed_at.eq(Utc::now()),
+                // The database's clock: "most recent decision" must not depend on
+                // which instance's clock wrote it.
+                kyc_submissions::reviewed_at.eq(diesel::dsl::now),
                 kyc_submissions::reviewed_by.eq(admin.id),
             ))
             .returning(KycRow::as_returning())

@@ -217,6 +217,13 @@ pub async fn replace_availability(
     let slots = availability::validate(&raw).map_err(AppError::invalid_fields)?;
     let mut conn = state.db.get().await?;
     conn.transaction::<_, AppError, _>(async |conn| {
+        // Two saves racing would otherwise each delete, then both insert.
+        workers::table
+            .find(me)
+            .select(workers::user_id)
+            .for_no_key_update()
+            .first::<UserId>(conn)
+            .await?;
         diesel::delete(availability_slots::table.filter(availability_slots::worker_id.eq(me)))
             .execute(conn)
             .await?;

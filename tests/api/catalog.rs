@@ -647,3 +647,19 @@ async fn client_profile_and_favorites() {
         .await
         .assert_problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn a_bad_or_revoked_token_on_a_public_read_is_still_401() {
+    let (app, _, _, worker) = setup().await;
+    let listing = app.listing(&worker.access, json!({})).await;
+    let path = format!("/api/v1/services/{}", listing["id"].as_str().expect("id"));
+    app.get(&path, Some("garbage"))
+        .await
+        .assert_problem(401, "unauthorized");
+    app.post("/api/v1/auth/logout", Some(&worker.access), json!({}))
+        .await;
+    app.get(&path, Some(&worker.access))
+        .await
+        .assert_problem(401, "token_revoked");
+    assert_eq!(app.get(&path, None).await.status, StatusCode::OK);
+}

@@ -441,3 +441,46 @@ async fn review_rules_and_kyc_status() {
     );
     let _ = worker_id;
 }
+
+#[tokio::test]
+async fn an_oversized_non_document_is_415_not_413() {
+    let app = TestApp::spawn_with(&[("UPLOAD_MAX_BYTES", "1024")]).await;
+    let (_, worker) = app.user("big-html@example.com", "worker").await;
+    let mut html = b"<html>".to_vec();
+    html.resize(4000, b'a');
+    let reply = app
+        .upload(
+            &worker.access,
+            vec![
+                ("document_type", None, "text/plain", b"passport".to_vec()),
+                ("file", Some("x.pdf"), "application/pdf", html),
+            ],
+        )
+        .await;
+    reply.assert_problem(415, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn pending_submissions_are_capped() {
+    let app = TestApp::spawn().await;
+    let (_, worker) = app.user("many@example.com", "worker").await;
+    for _ in 0..5 {
+        app.submit_kyc(&worker.access).await;
+    }
+    let sixth = app
+        .upload(
+            &worker.access,
+            vec![
+                ("document_type", None, "text/plain", b"passport".to_vec()),
+                ("file", Some("x.pdf"), "application/pdf", PDF.to_vec()),
+            ],
+        )
+        .await;
+    sixth.assert_problem(409, "kyc_too_many_pending");
+    assert_eq!(submissions(&app).await, 5);
+    assert_eq!(
+        files_in(&app.settings.upload_dir).len(),
+        5,
+        "the refused file was removed"
+    );
+}
