@@ -18,12 +18,12 @@ cargo build --release --quiet
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
 export BIND="127.0.0.1:$PORT" LOG_LEVEL=warn LOG_DIR="${TMPDIR:-/tmp}/marketplace-bench-logs"
-export REDIS_KEY_PREFIX="bench:" RATE_LIMIT_PER_SEC=100000000 RATE_LIMIT_BURST=100000000
+work=$(mktemp -d)
+export UPLOAD_DIR="$work/uploads" REDIS_KEY_PREFIX="bench:" RATE_LIMIT_PER_SEC=100000000 RATE_LIMIT_BURST=100000000
 export RATE_LIMIT_LOGIN_PER_MIN=100000000 DB_POOL_SIZE=${DB_POOL_SIZE:-32}
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
 redis-cli --scan --pattern 'bench:*' | xargs -r redis-cli del >/dev/null
 
-work=$(mktemp -d)
 server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
@@ -43,7 +43,22 @@ startup_ms=$(( $(now_ms) - t0 ))
 sleep 1
 idle_rss=$(rss_kib)
 
+# RSS while a 10 MiB document streams in: it goes to disk chunk by chunk.
+upload_rss() {
+  curl -sf -X POST "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
+    -d '{"email":"uploader@example.com","password":"bench password","full_name":"Up","role":"worker"}' >/dev/null
+  local wtoken before after
+  wtoken=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"uploader@example.com","password":"bench password"}' | json access_token)
+  { printf '%%PDF-1.7\n'; head -c $((10 * 1024 * 1024 - 9)) /dev/zero; } >"$work/ten.pdf"
+  before=$(rss_kib)
+  curl -sf -o /dev/null -H "Authorization: Bearer $wtoken" -F document_type=passport -F "file=@$work/ten.pdf" "$BASE/api/v1/workers/me/kyc"
+  after=$(hwm_kib)
+  echo $(( (after - before) / 1024 ))
+}
+
 json() { python3 -c "import sys,json; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+upload_delta_mib=$(upload_rss)
 psql_bench() { psql -q -h 127.0.0.1 -U postgres -d "$DB" "$@"; }
 
 # 100k listings from 2000 KYC-approved workers (the seed command prints its own timing).
@@ -112,6 +127,7 @@ printf '|%s|%s|\n' "------------------------------------------" "--------------"
 printf '| %-40s | %12s |\n' "start-up to serving (migrated), ms" "$startup_ms"
 printf '| %-40s | %12s |\n' "idle RSS, MiB" "$(awk -v k="$idle_rss" 'BEGIN {printf "%.1f", k/1024}')"
 printf '| %-40s | %12s |\n' "peak RSS after load, MiB" "$(awk -v k="$(hwm_kib)" 'BEGIN {printf "%.1f", k/1024}')"
+printf '| %-40s | %12s |\n' "RSS growth during a 10 MiB upload, MiB" "$upload_delta_mib"
 printf '| %-40s | %12s |\n' "raw argon2id hashes/s (all cores)" "$argon"
 printf '| %-40s | %12s |\n' "login req/s as % of raw argon2id" "$(awk -v l="$login_rps" -v a="$argon" 'BEGIN {printf "%.0f%%", 100*l/a}')"
 ratio() { awk -v a="$(cat "$work/$1.rps")" -v b="$(cat "$work/$2.rps")" 'BEGIN {printf "%.0f%%", 100*a/b}'; }
