@@ -62,6 +62,12 @@ pub enum AppError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// Well-formed but refused by a business rule with a code of its own (422).
+    #[error("{detail}")]
+    Unprocessable {
+        code: &'static str,
+        detail: &'static str,
+    },
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("the token has been revoked")]
@@ -126,6 +132,7 @@ impl AppError {
             Self::MalformedBody(_) => "malformed_body",
             Self::BadCursor => "bad_cursor",
             Self::Validation { .. } => "validation_failed",
+            Self::Unprocessable { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::TokenRevoked => "token_revoked",
             Self::InvalidCredentials => "invalid_credentials",
@@ -174,7 +181,9 @@ impl ResponseError for AppError {
     fn status(&self) -> StatusCode {
         match self {
             Self::MalformedBody(_) | Self::BadCursor => StatusCode::BAD_REQUEST,
-            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation { .. } | Self::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Unauthorized(_) | Self::TokenRevoked | Self::InvalidCredentials => {
                 StatusCode::UNAUTHORIZED
             }

@@ -6,7 +6,9 @@ use crate::{
     admin::routes::AdminApi,
     auth::routes::AuthApi,
     client::routes::ClientsApi,
+    job::routes::JobsApi,
     ops::OpsApi,
+    review::routes::ReviewsApi,
     service::routes::ServicesApi,
     worker::routes::{KycApi, WorkersApi},
 };
@@ -24,6 +26,8 @@ pub enum ApiTags {
     Services,
     /// Client profiles and favorites.
     Clients,
+    /// Bookings, their lifecycle and reviews.
+    Jobs,
     /// Moderation (admin role only).
     Admin,
 }
@@ -42,6 +46,8 @@ pub type Apis = (
     KycApi,
     ServicesApi,
     ClientsApi,
+    JobsApi,
+    ReviewsApi,
     AdminApi,
 );
 
@@ -54,6 +60,8 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
         KycApi,
         ServicesApi,
         ClientsApi,
+        JobsApi,
+        ReviewsApi,
         AdminApi,
     );
     OpenApiService::new(apis, "marketplace", env!("CARGO_PKG_VERSION"))

@@ -55,3 +55,15 @@ id_type!(
     /// A service listing.
     ServiceId
 );
+id_type!(
+    /// A booking.
+    JobId
+);
+id_type!(
+    /// A conversation between a client and a worker.
+    ThreadId
+);
+id_type!(
+    /// A client's review of a completed job.
+    ReviewId
+);

@@ -186,3 +186,26 @@ pub enum PricingUnit {
     Hourly,
 }
 pg_enum!(PricingUnit, sql_types::PricingUnit, { Fixed => "fixed", Hourly => "hourly" });
+
+/// Where a booking stands in its lifecycle (see `job::lifecycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow, poem_openapi::Enum)]
+#[diesel(sql_type = sql_types::JobStatus)]
+#[oai(rename_all = "snake_case")]
+pub enum JobStatus {
+    Requested,
+    Accepted,
+    Declined,
+    InProgress,
+    Completed,
+    Cancelled,
+    Expired,
+}
+pg_enum!(JobStatus, sql_types::JobStatus, {
+    Requested => "requested",
+    Accepted => "accepted",
+    Declined => "declined",
+    InProgress => "in_progress",
+    Completed => "completed",
+    Cancelled => "cancelled",
+    Expired => "expired",
+});

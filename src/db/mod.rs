@@ -2,6 +2,7 @@
 
 pub mod enums;
 pub mod schema;
+pub mod sql;
 
 use std::time::Duration;
 

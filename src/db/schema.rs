@@ -6,6 +6,10 @@ pub mod sql_types {
     pub struct AuditAction;
 
     #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "job_status"))]
+    pub struct JobStatus;
+
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "kyc_decision"))]
     pub struct KycDecision;
 
@@ -82,6 +86,44 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
+    use super::sql_types::JobStatus;
+
+    job_events (id) {
+        id -> Int8,
+        job_id -> Uuid,
+        from_status -> Nullable<JobStatus>,
+        to_status -> JobStatus,
+        actor_id -> Nullable<Uuid>,
+        reason -> Nullable<Text>,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::JobStatus;
+
+    jobs (id) {
+        id -> Uuid,
+        service_id -> Uuid,
+        client_id -> Uuid,
+        worker_id -> Uuid,
+        status -> JobStatus,
+        price_cents -> Int8,
+        scheduled_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        address -> Text,
+        notes -> Text,
+        thread_id -> Uuid,
+        idempotency_key -> Nullable<Text>,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
     use super::sql_types::KycDocumentType;
     use super::sql_types::KycDecision;
 
@@ -122,6 +164,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    reviews (id) {
+        id -> Uuid,
+        job_id -> Uuid,
+        service_id -> Uuid,
+        worker_id -> Uuid,
+        client_id -> Uuid,
+        rating -> Int2,
+        comment -> Text,
+        hidden -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::PricingUnit;
     use super::sql_types::ServiceStatus;
@@ -143,6 +199,23 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         search -> Tsvector,
+    }
+}
+
+diesel::table! {
+    thread_participants (thread_id, user_id) {
+        thread_id -> Uuid,
+        user_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    threads (id) {
+        id -> Uuid,
+        job_id -> Nullable<Uuid>,
+        client_id -> Uuid,
+        worker_id -> Uuid,
+        created_at -> Timestamptz,
     }
 }
 
@@ -187,11 +260,25 @@ diesel::joinable!(availability_slots -> workers (worker_id));
 diesel::joinable!(clients -> users (user_id));
 diesel::joinable!(favorites -> clients (client_id));
 diesel::joinable!(favorites -> services (service_id));
+diesel::joinable!(job_events -> jobs (job_id));
+diesel::joinable!(job_events -> users (actor_id));
+diesel::joinable!(jobs -> clients (client_id));
+diesel::joinable!(jobs -> services (service_id));
+diesel::joinable!(jobs -> threads (thread_id));
+diesel::joinable!(jobs -> workers (worker_id));
 diesel::joinable!(kyc_submissions -> users (reviewed_by));
 diesel::joinable!(kyc_submissions -> workers (worker_id));
 diesel::joinable!(login_sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> login_sessions (session_id));
+diesel::joinable!(reviews -> clients (client_id));
+diesel::joinable!(reviews -> jobs (job_id));
+diesel::joinable!(reviews -> services (service_id));
+diesel::joinable!(reviews -> workers (worker_id));
 diesel::joinable!(services -> workers (worker_id));
+diesel::joinable!(thread_participants -> threads (thread_id));
+diesel::joinable!(thread_participants -> users (user_id));
+diesel::joinable!(threads -> clients (client_id));
+diesel::joinable!(threads -> workers (worker_id));
 diesel::joinable!(workers -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -199,10 +286,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     availability_slots,
     clients,
     favorites,
+    job_events,
+    jobs,
     kyc_submissions,
     login_sessions,
     refresh_tokens,
+    reviews,
     services,
+    thread_participants,
+    threads,
     users,
     workers,
 );

@@ -1,4 +1,5 @@
-//! Background tasks started by `serve`, stopped at shutdown.
+//! Background tasks started by `serve`, stopped at shutdown (each iteration is one
+//! statement, so stopping between iterations leaves nothing half done).
 
 use tokio::task::JoinSet;
 
@@ -8,7 +9,28 @@ use crate::{core::limiter::EVICTION_INTERVAL, state::AppState};
 pub fn spawn_all(state: &AppState) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     tasks.spawn(evict_idle_rate_limit_keys(state.clone()));
+    tasks.spawn(expire_job_requests(state.clone()));
     tasks
+}
+
+/// Rows expired per statement: bounded, so one sweep never holds many row locks.
+const EXPIRY_BATCH: i64 = 500;
+
+/// Expires booking requests past their deadline every `JOB_EXPIRY_INTERVAL`. Safe with
+/// several instances running: each batch skips rows another sweeper has locked.
+async fn expire_job_requests(state: AppState) {
+    let mut tick = tokio::time::interval(state.settings.job_expiry_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match crate::job::services::expire_due(&state, EXPIRY_BATCH).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "expired booking requests"),
+            Err(err) => {
+                tracing::warn!(error = %err, "expiring booking requests failed; will retry")
+            }
+        }
+    }
 }
 
 /// Keeps limiter memory bounded by forgetting keys whose budget has refilled.

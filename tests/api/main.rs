@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod cli;
 mod foundation;
+mod jobs;
 mod kyc;
 mod limits;
 mod resilience;

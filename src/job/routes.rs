@@ -1,0 +1,192 @@
+//! `/api/v1/jobs`: thin handlers over the job services.
+
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, OpenApi,
+    param::{Header, Path, Query},
+    payload::Json,
+};
+
+use crate::{
+    core::{
+        auth::{AnyUser, ClientUser},
+        ids::JobId,
+        json::JsonBody,
+        pagination::Page,
+    },
+    db::enums::JobStatus,
+    error::AppError,
+    job::{
+        lifecycle::Action,
+        schemas::{Job, JobEvent, NewJob, ReasonBody},
+        services,
+    },
+    review::{
+        schemas::{NewReview, Review},
+        services as reviews,
+    },
+    routes::ApiTags,
+    state::AppState,
+};
+
+pub struct JobsApi;
+
+#[derive(ApiResponse)]
+pub enum Booked {
+    /// The job was booked.
+    #[oai(status = 201)]
+    Created(Json<Job>),
+    /// A retry with an `Idempotency-Key` already used: the first job.
+    #[oai(status = 200)]
+    Existing(Json<Job>),
+}
+
+#[derive(ApiResponse)]
+pub enum ReviewCreated {
+    #[oai(status = 201)]
+    Created(Json<Review>),
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Jobs")]
+impl JobsApi {
+    /// Book a public listing at `scheduled_at` (it must fit the worker's availability).
+    #[oai(path = "/jobs", method = "post")]
+    async fn book(
+        &self,
+        user: ClientUser,
+        state: Data<&AppState>,
+        /// Makes retries safe: the same key from the same client returns the first job.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        body: JsonBody<NewJob>,
+    ) -> Result<Booked, AppError> {
+        let (job, created) = services::book(&state, user.0.id, body.0, idempotency_key.0).await?;
+        Ok(if created {
+            Booked::Created(Json(job))
+        } else {
+            Booked::Existing(Json(job))
+        })
+    }
+
+    /// The caller's jobs, newest first (a client's bookings, a worker's assignments, all for admins).
+    #[oai(path = "/jobs", method = "get")]
+    async fn list(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        status: Query<Option<JobStatus>>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<Job>>, AppError> {
+        services::list(&state, user.0, status.0, limit.0, cursor.0.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// A job of the caller's (admins: any job).
+    #[oai(path = "/jobs/:id", method = "get")]
+    async fn get(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<JobId>,
+    ) -> Result<Json<Job>, AppError> {
+        services::get(&state, user.0, id.0).await.map(Json)
+    }
+
+    /// The worker accepts a requested job (409 `worker_busy` if it overlaps another).
+    #[oai(path = "/jobs/:id/accept", method = "post")]
+    async fn accept(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<JobId>,
+    ) -> Result<Json<Job>, AppError> {
+        services::act(&state, user.0, id.0, Action::Accept, None)
+            .await
+            .map(Json)
+    }
+
+    /// The worker declines a requested job.
+    #[oai(path = "/jobs/:id/decline", method = "post")]
+    async fn decline(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<JobId>,
+        body: JsonBody<ReasonBody>,
+    ) -> Result<Json<Job>, AppError> {
+        services::act(&state, user.0, id.0, Action::Decline, body.0.reason)
+            .await
+            .map(Json)
+    }
+
+    /// The worker starts an accepted job.
+    #[oai(path = "/jobs/:id/start", method = "post")]
+    async fn start(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<JobId>,
+    ) -> Result<Json<Job>, AppError> {
+        services::act(&state, user.0, id.0, Action::Start, None)
+            .await
+            .map(Json)
+    }
+
+    /// The worker completes a job in progress.
+    #[oai(path = "/jobs/:id/complete", method = "post")]
+    async fn complete(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<JobId>,
+    ) -> Result<Json<Job>, AppError> {
+        services::act(&state, user.0, id.0, Action::Complete, None)
+            .await
+            .map(Json)
+    }
+
+    /// Either party cancels a requested or accepted job; `reason` is required.
+    #[oai(path = "/jobs/:id/cancel", method = "post")]
+    async fn cancel(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<JobId>,
+        body: JsonBody<ReasonBody>,
+    ) -> Result<Json<Job>, AppError> {
+        services::act(&state, user.0, id.0, Action::Cancel, body.0.reason)
+            .await
+            .map(Json)
+    }
+
+    /// The job's history, oldest first; the first event is the booking.
+    #[oai(path = "/jobs/:id/events", method = "get")]
+    async fn events(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<JobId>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<JobEvent>>, AppError> {
+        services::events(&state, user.0, id.0, limit.0, cursor.0.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// The job's client reviews a completed job (once).
+    #[oai(path = "/jobs/:id/review", method = "post")]
+    async fn review(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<JobId>,
+        body: JsonBody<NewReview>,
+    ) -> Result<ReviewCreated, AppError> {
+        reviews::create(&state, user.0, id.0, body.0)
+            .await
+            .map(|r| ReviewCreated::Created(Json(r)))
+    }
+}

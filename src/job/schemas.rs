@@ -1,0 +1,89 @@
+//! Request and response bodies of the job endpoints.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::Object;
+
+use crate::{
+    core::ids::{JobId, ServiceId, ThreadId, UserId},
+    db::enums::JobStatus,
+    job::models::{EventRow, JobRow},
+};
+
+#[derive(Debug, Object)]
+pub struct Job {
+    pub id: JobId,
+    pub service_id: ServiceId,
+    pub client_id: UserId,
+    pub worker_id: UserId,
+    pub status: JobStatus,
+    /// The listing's price when it was booked.
+    pub price_cents: i64,
+    pub scheduled_at: DateTime<Utc>,
+    /// `scheduled_at` plus the listing's duration when it was booked.
+    pub ends_at: DateTime<Utc>,
+    pub address: String,
+    pub notes: String,
+    pub thread_id: ThreadId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<JobRow> for Job {
+    fn from(row: JobRow) -> Self {
+        Self {
+            id: row.id,
+            service_id: row.service_id,
+            client_id: row.client_id,
+            worker_id: row.worker_id,
+            status: row.status,
+            price_cents: row.price_cents,
+            scheduled_at: row.scheduled_at,
+            ends_at: row.ends_at,
+            address: row.address,
+            notes: row.notes,
+            thread_id: row.thread_id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct NewJob {
+    pub service_id: ServiceId,
+    /// In the future; with the listing's duration it must fit one of the worker's slots.
+    pub scheduled_at: DateTime<Utc>,
+    /// 1 to 500 characters.
+    pub address: String,
+    /// Up to 2000 characters.
+    pub notes: Option<String>,
+}
+
+/// Why a job was declined or cancelled (required to cancel).
+#[derive(Debug, Object)]
+pub struct ReasonBody {
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct JobEvent {
+    /// Null for the booking itself.
+    pub from_status: Option<JobStatus>,
+    pub to_status: JobStatus,
+    /// Null when the system acted (expiry).
+    pub actor_id: Option<UserId>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<EventRow> for JobEvent {
+    fn from(row: EventRow) -> Self {
+        Self {
+            from_status: row.from_status,
+            to_status: row.to_status,
+            actor_id: row.actor_id,
+            reason: row.reason,
+            at: row.at,
+        }
+    }
+}

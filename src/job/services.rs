@@ -1,0 +1,484 @@
+//! Booking rules and transitions.
+//!
+//! Loading a job filters by participation, so a stranger's request is a 404 before any
+//! rule is considered. A transition is decided by [`lifecycle::transition`] and applied
+//! as one statement — a conditional UPDATE and its event row in one CTE — so of two
+//! racing calls exactly one matches the expected status.
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    sql_types::{Nullable, Text, Uuid},
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::{
+    core::{
+        auth::CurrentUser,
+        ids::{JobId, ThreadId, UserId},
+        pagination::{self, Page},
+    },
+    db::{
+        enums::{JobStatus, UserRole},
+        schema::{job_events, jobs, thread_participants, threads},
+        sql::Sql,
+    },
+    error::{AppError, FieldError},
+    job::{
+        lifecycle::{self, Action, Party, Refusal},
+        models::{EventRow, JobRow},
+        schedule,
+        schemas::{Job, JobEvent, NewJob},
+    },
+    service::search::{FROM_CATALOG, VISIBLE},
+    state::AppState,
+    worker::services::slots_of,
+};
+
+const JOB_COLUMNS: &str = "id, service_id, client_id, worker_id, status, price_cents, scheduled_at, ends_at, \
+     address, notes, thread_id, expires_at, created_at, updated_at";
+
+fn text(field: &str, value: &str, min: usize, max: usize) -> Result<String, FieldError> {
+    let value = value.trim();
+    let chars = value.chars().count();
+    if chars < min || chars > max {
+        Err(FieldError::new(
+            field,
+            format!("must be {min} to {max} characters"),
+        ))
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// An `Idempotency-Key` header: 1 to 255 characters.
+pub fn check_idempotency_key(key: Option<String>) -> Result<Option<String>, AppError> {
+    match key {
+        Some(k) if k.is_empty() || k.chars().count() > 255 => {
+            Err(FieldError::new("Idempotency-Key", "must be 1 to 255 characters").into())
+        }
+        other => Ok(other),
+    }
+}
+
+#[derive(QueryableByName)]
+struct Bookable {
+    #[diesel(sql_type = Uuid)]
+    worker_id: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    price_cents: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    duration_minutes: i32,
+    #[diesel(sql_type = Text)]
+    timezone: String,
+}
+
+async fn by_key(
+    conn: &mut AsyncPgConnection,
+    client: UserId,
+    key: &str,
+) -> Result<Option<JobRow>, AppError> {
+    Ok(jobs::table
+        .filter(jobs::client_id.eq(client))
+        .filter(jobs::idempotency_key.eq(key))
+        .select(JobRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Books a visible listing. With an `Idempotency-Key` already used by this client, the
+/// first job comes back instead (`false`: not created now).
+pub async fn book(
+    state: &AppState,
+    client: UserId,
+    body: NewJob,
+    key: Option<String>,
+) -> Result<(Job, bool), AppError> {
+    let key = check_idempotency_key(key)?;
+    let mut conn = state.db.get().await?;
+    if let Some(key) = &key {
+        if let Some(existing) = by_key(&mut conn, client, key).await? {
+            return Ok((existing.into(), false));
+        }
+    }
+    let mut sql = Sql::new();
+    sql.push("SELECT s.worker_id, s.price_cents, s.duration_minutes, w.timezone FROM ")
+        .push(FROM_CATALOG)
+        .push(" WHERE s.id = ")
+        .bind::<Uuid, _>(body.service_id.0)
+        .push(" AND ")
+        .push(VISIBLE);
+    let listing: Bookable = sql.get_result(&mut conn).await?;
+
+    let address = text("address", &body.address, 1, 500);
+    let notes = text("notes", body.notes.as_deref().unwrap_or_default(), 0, 2000);
+    let in_future = (body.scheduled_at > Utc::now())
+        .then_some(())
+        .ok_or_else(|| FieldError::new("scheduled_at", "must be in the future"));
+    let errors: Vec<FieldError> = [
+        address.as_ref().err(),
+        notes.as_ref().err(),
+        in_future.as_ref().err(),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    if !errors.is_empty() {
+        return Err(AppError::invalid_fields(errors));
+    }
+    let (address, notes) = (address?, notes?);
+    let worker = UserId(listing.worker_id);
+    let ends_at =
+        body.scheduled_at + chrono::Duration::minutes(i64::from(listing.duration_minutes));
+    let timezone: chrono_tz::Tz = listing.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let slots = slots_of(&mut conn, worker).await?;
+    if !schedule::fits(&slots, timezone, body.scheduled_at, ends_at) {
+        return Err(AppError::Unprocessable {
+            code: "outside_availability",
+            detail: "the booking does not fit inside one of the worker's availability slots",
+        });
+    }
+    let ttl = chrono::Duration::from_std(state.settings.job_request_ttl)
+        .unwrap_or(chrono::Duration::hours(48));
+    let expires_at = (Utc::now() + ttl).min(body.scheduled_at);
+
+    let inserted = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let (job_id, thread_id) = (JobId::new(), ThreadId::new());
+            diesel::insert_into(threads::table)
+                .values((
+                    threads::id.eq(thread_id),
+                    threads::job_id.eq(Some(job_id.0)),
+                    threads::client_id.eq(client),
+                    threads::worker_id.eq(worker),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(thread_participants::table)
+                .values(vec![
+                    (
+                        thread_participants::thread_id.eq(thread_id),
+                        thread_participants::user_id.eq(client),
+                    ),
+                    (
+                        thread_participants::thread_id.eq(thread_id),
+                        thread_participants::user_id.eq(worker),
+                    ),
+                ])
+                .execute(conn)
+                .await?;
+            let job: JobRow = diesel::insert_into(jobs::table)
+                .values((
+                    jobs::id.eq(job_id),
+                    jobs::service_id.eq(body.service_id),
+                    jobs::client_id.eq(client),
+                    jobs::worker_id.eq(worker),
+                    jobs::price_cents.eq(listing.price_cents),
+                    jobs::scheduled_at.eq(body.scheduled_at),
+                    jobs::ends_at.eq(ends_at),
+                    jobs::address.eq(&address),
+                    jobs::notes.eq(&notes),
+                    jobs::thread_id.eq(thread_id),
+                    jobs::idempotency_key.eq(key.as_deref()),
+                    jobs::expires_at.eq(expires_at),
+                ))
+                .returning(JobRow::as_returning())
+                .get_result(conn)
+                .await?;
+            diesel::insert_into(job_events::table)
+                .values((
+                    job_events::job_id.eq(job_id),
+                    job_events::to_status.eq(JobStatus::Requested),
+                    job_events::actor_id.eq(Some(client)),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(job)
+        })
+        .await;
+    match (inserted, &key) {
+        (Ok(job), _) => Ok((job.into(), true)),
+        // The same key raced in from another request: the first job wins.
+        (Err(AppError::Internal(err)), Some(key)) if is_unique_violation(&err) => {
+            let existing = by_key(&mut conn, client, key)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            Ok((existing.into(), false))
+        }
+        (Err(err), _) => Err(err),
+    }
+}
+
+fn is_unique_violation(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<diesel::result::Error>(),
+        Some(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _
+        ))
+    )
+}
+
+/// A job the caller takes part in (admins see every job); anyone else gets 404.
+async fn load(
+    conn: &mut AsyncPgConnection,
+    caller: CurrentUser,
+    id: JobId,
+) -> Result<JobRow, AppError> {
+    let mut query = jobs::table
+        .find(id)
+        .select(JobRow::as_select())
+        .into_boxed();
+    if caller.role != UserRole::Admin {
+        query = query.filter(
+            jobs::client_id
+                .eq(caller.id)
+                .or(jobs::worker_id.eq(caller.id)),
+        );
+    }
+    Ok(query.first(conn).await?)
+}
+
+pub async fn get(state: &AppState, caller: CurrentUser, id: JobId) -> Result<Job, AppError> {
+    let mut conn = state.db.get().await?;
+    load(&mut conn, caller, id).await.map(Job::from)
+}
+
+fn party(job: &JobRow, caller: CurrentUser) -> Party {
+    if job.client_id == caller.id {
+        Party::Client
+    } else if job.worker_id == caller.id {
+        Party::Worker
+    } else {
+        Party::Admin
+    }
+}
+
+/// Moves a job from `from` to `to` and logs the event, in one statement. `None` when the
+/// job was no longer in `from` (a concurrent call won).
+async fn apply(
+    conn: &mut AsyncPgConnection,
+    id: JobId,
+    from: JobStatus,
+    to: JobStatus,
+    actor: Option<UserId>,
+    reason: Option<&str>,
+) -> Result<Option<JobRow>, diesel::result::Error> {
+    let mut sql = Sql::new();
+    sql.push("WITH moved AS (UPDATE jobs SET status = ")
+        .bind::<crate::db::schema::sql_types::JobStatus, _>(to)
+        .push(", updated_at = now() WHERE id = ")
+        .bind::<Uuid, _>(id.0)
+        .push(" AND status = ")
+        .bind::<crate::db::schema::sql_types::JobStatus, _>(from)
+        .push(" RETURNING ")
+        .push(JOB_COLUMNS)
+        .push("), logged AS (INSERT INTO job_events (job_id, from_status, to_status, actor_id, reason) SELECT id, ")
+        .bind::<crate::db::schema::sql_types::JobStatus, _>(from)
+        .push(", status, ")
+        .bind::<Nullable<Uuid>, _>(actor.map(|a| a.0))
+        .push(", ")
+        .bind::<Nullable<Text>, _>(reason.map(str::to_owned))
+        .push(" FROM moved) SELECT ")
+        .push(JOB_COLUMNS)
+        .push(" FROM moved");
+    sql.get_result(conn).await.optional()
+}
+
+/// Expires a requested job whose deadline passed; true when this call did it.
+async fn expire_if_due(
+    conn: &mut AsyncPgConnection,
+    job: &JobRow,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    if job.status != JobStatus::Requested || job.expires_at > now {
+        return Ok(false);
+    }
+    Ok(apply(
+        conn,
+        job.id,
+        JobStatus::Requested,
+        JobStatus::Expired,
+        None,
+        None,
+    )
+    .await?
+    .is_some())
+}
+
+fn invalid(action: Action) -> AppError {
+    AppError::conflict(
+        "job_invalid_transition",
+        format!(
+            "a job cannot be {} from its current status",
+            match action {
+                Action::Accept => "accepted",
+                Action::Decline => "declined",
+                Action::Start => "started",
+                Action::Complete => "completed",
+                Action::Cancel => "cancelled",
+            }
+        ),
+    )
+}
+
+/// Applies `action` for the caller: 404 for strangers, 403 for the wrong party, 422 for
+/// a missing cancel reason, 409 for a status that does not allow it (or a lost race),
+/// and 409 `worker_busy` for an accept that would overlap the worker's commitments.
+pub async fn act(
+    state: &AppState,
+    caller: CurrentUser,
+    id: JobId,
+    action: Action,
+    reason: Option<String>,
+) -> Result<Job, AppError> {
+    let mut conn = state.db.get().await?;
+    let job = load(&mut conn, caller, id).await?;
+    let decided = lifecycle::transition(job.status, action, party(&job, caller));
+    if decided == Err(Refusal::NotYours) {
+        return Err(AppError::Forbidden(
+            "this action belongs to the other party of the job",
+        ));
+    }
+    let reason = match (action, reason) {
+        (Action::Cancel, None) => {
+            return Err(FieldError::new("reason", "is required to cancel").into());
+        }
+        (_, Some(r)) => Some(text("reason", &r, 1, 1000)?),
+        (_, None) => None,
+    };
+    if expire_if_due(&mut conn, &job, Utc::now()).await? {
+        return Err(invalid(action));
+    }
+    let to = decided.map_err(|refusal| match refusal {
+        Refusal::InvalidFrom(_) => invalid(action),
+        Refusal::NotYours => {
+            AppError::Forbidden("this action belongs to the other party of the job")
+        }
+    })?;
+    match apply(
+        &mut conn,
+        id,
+        job.status,
+        to,
+        Some(caller.id),
+        reason.as_deref(),
+    )
+    .await
+    {
+        Ok(Some(row)) => Ok(row.into()),
+        Ok(None) => Err(invalid(action)),
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.constraint_name() == Some("jobs_worker_busy") =>
+        {
+            Err(AppError::conflict(
+                "worker_busy",
+                "the worker has another accepted job at that time",
+            ))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The caller's jobs, newest first: a client's bookings, a worker's assignments, all for admins.
+pub async fn list(
+    state: &AppState,
+    caller: CurrentUser,
+    status: Option<JobStatus>,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<Job>, AppError> {
+    let limit = pagination::limit(limit)?;
+    let after: Option<JobId> = state.cursors.decode_opt(cursor)?;
+    let mut query = jobs::table
+        .select(JobRow::as_select())
+        .order(jobs::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    query = match caller.role {
+        UserRole::Client => query.filter(jobs::client_id.eq(caller.id)),
+        UserRole::Worker => query.filter(jobs::worker_id.eq(caller.id)),
+        UserRole::Admin => query,
+    };
+    if let Some(status) = status {
+        query = query.filter(jobs::status.eq(status));
+    }
+    if let Some(after) = after {
+        query = query.filter(jobs::id.lt(after));
+    }
+    let mut conn = state.db.get().await?;
+    let rows = query.load(&mut conn).await?;
+    pagination::paginate(&state.cursors, rows, limit, |r| r.id, Job::from)
+}
+
+/// A job's history, oldest first.
+pub async fn events(
+    state: &AppState,
+    caller: CurrentUser,
+    id: JobId,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<JobEvent>, AppError> {
+    let limit = pagination::limit(limit)?;
+    let after: Option<i64> = state.cursors.decode_opt(cursor)?;
+    let mut conn = state.db.get().await?;
+    load(&mut conn, caller, id).await?;
+    let mut query = job_events::table
+        .filter(job_events::job_id.eq(id))
+        .order(job_events::id.asc())
+        .limit(limit + 1)
+        .select(EventRow::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(job_events::id.gt(after));
+    }
+    let rows = query.load(&mut conn).await?;
+    pagination::paginate(&state.cursors, rows, limit, |r| r.id, JobEvent::from)
+}
+
+/// Expires requested jobs past their deadline, in batches that skip rows another
+/// instance is expiring: several sweepers never log a job twice. Returns how many.
+pub async fn expire_due(state: &AppState, batch: i64) -> Result<usize, AppError> {
+    #[derive(QueryableByName)]
+    struct Expired {
+        #[diesel(sql_type = Uuid)]
+        #[allow(dead_code)]
+        id: uuid::Uuid,
+    }
+    let mut total = 0;
+    let mut conn = state.db.get().await?;
+    loop {
+        let mut sql = Sql::new();
+        sql.push(
+            "WITH due AS (SELECT id FROM jobs WHERE status = 'requested' AND expires_at <= now() \
+             ORDER BY expires_at LIMIT ",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(batch)
+        .push(
+            " FOR UPDATE SKIP LOCKED), moved AS (UPDATE jobs SET status = 'expired', updated_at = now() \
+             FROM due WHERE jobs.id = due.id AND jobs.status = 'requested' RETURNING jobs.id), \
+             logged AS (INSERT INTO job_events (job_id, from_status, to_status, actor_id) \
+             SELECT id, 'requested', 'expired', NULL FROM moved) SELECT id FROM moved",
+        );
+        let expired: Vec<Expired> = sql.load(&mut conn).await?;
+        total += expired.len();
+        if expired.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
+            return Ok(total);
+        }
+    }
+}
+
+/// The job a review is for: visible to the caller (404), the caller's as client (403).
+pub async fn for_review(
+    conn: &mut AsyncPgConnection,
+    caller: CurrentUser,
+    id: JobId,
+) -> Result<JobRow, AppError> {
+    let job = load(conn, caller, id).await?;
+    if job.client_id != caller.id {
+        return Err(AppError::Forbidden("only the job's client reviews it"));
+    }
+    Ok(job)
+}

@@ -1,0 +1,152 @@
+//! Review rules and the ratings they keep exact.
+
+use diesel::{
+    dsl::{count_star, sum},
+    prelude::*,
+};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::{
+    core::{
+        auth::CurrentUser,
+        ids::{JobId, ReviewId, UserId},
+        pagination::{self, Page},
+    },
+    db::{
+        enums::{JobStatus, UserStatus},
+        schema::{reviews, services, users, workers},
+    },
+    error::{AppError, FieldError},
+    job::services::for_review,
+    review::schemas::{NewReview, Review},
+    state::AppState,
+};
+
+/// Records the review and recomputes the worker's and the listing's averages from the
+/// visible reviews, in one transaction. Both rows are locked first, so concurrent
+/// reviews of one worker recompute one after the other and the result is exact.
+pub async fn create(
+    state: &AppState,
+    caller: CurrentUser,
+    job_id: JobId,
+    body: NewReview,
+) -> Result<Review, AppError> {
+    let mut conn = state.db.get().await?;
+    let job = for_review(&mut conn, caller, job_id).await?;
+    let rating = i16::try_from(body.rating)
+        .ok()
+        .filter(|r| (1..=5).contains(r))
+        .ok_or_else(|| FieldError::new("rating", "must be between 1 and 5"))?;
+    let comment = body.comment.unwrap_or_default().trim().to_owned();
+    if comment.chars().count() > 2000 {
+        return Err(FieldError::new("comment", "must be at most 2000 characters").into());
+    }
+    if job.status != JobStatus::Completed {
+        return Err(AppError::conflict(
+            "job_invalid_transition",
+            "only a completed job can be reviewed",
+        ));
+    }
+    conn.transaction::<_, AppError, _>(async |conn| {
+        workers::table
+            .find(job.worker_id)
+            .select(workers::user_id)
+            .for_update()
+            .first::<UserId>(conn)
+            .await?;
+        services::table
+            .find(job.service_id)
+            .select(services::id)
+            .for_update()
+            .execute(conn)
+            .await?;
+        let review: Review = diesel::insert_into(reviews::table)
+            .values((
+                reviews::id.eq(ReviewId::new()),
+                reviews::job_id.eq(job.id),
+                reviews::service_id.eq(job.service_id),
+                reviews::worker_id.eq(job.worker_id),
+                reviews::client_id.eq(job.client_id),
+                reviews::rating.eq(rating),
+                reviews::comment.eq(&comment),
+            ))
+            .returning(Review::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(|err| match err {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => AppError::conflict("review_exists", "this job has already been reviewed"),
+                other => other.into(),
+            })?;
+        let (total, count): (Option<i64>, i64) = reviews::table
+            .filter(reviews::worker_id.eq(job.worker_id))
+            .filter(reviews::hidden.eq(false))
+            .select((sum(reviews::rating), count_star()))
+            .first(conn)
+            .await?;
+        diesel::update(workers::table.find(job.worker_id))
+            .set((
+                workers::rating_avg.eq(average(total, count)),
+                workers::rating_count.eq(count_i32(count)),
+            ))
+            .execute(conn)
+            .await?;
+        let (total, count): (Option<i64>, i64) = reviews::table
+            .filter(reviews::service_id.eq(job.service_id))
+            .filter(reviews::hidden.eq(false))
+            .select((sum(reviews::rating), count_star()))
+            .first(conn)
+            .await?;
+        diesel::update(services::table.find(job.service_id))
+            .set((
+                services::rating_avg.eq(average(total, count)),
+                services::rating_count.eq(count_i32(count)),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(review)
+    })
+    .await
+}
+
+/// The mean of `count` ratings summing to `total`; none without ratings.
+fn average(total: Option<i64>, count: i64) -> Option<f64> {
+    total.filter(|_| count > 0).map(|t| t as f64 / count as f64)
+}
+
+fn count_i32(count: i64) -> i32 {
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
+/// A worker's visible reviews, newest first (404 for unknown or suspended workers).
+pub async fn for_worker(
+    state: &AppState,
+    worker: UserId,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<Review>, AppError> {
+    let limit = pagination::limit(limit)?;
+    let after: Option<ReviewId> = state.cursors.decode_opt(cursor)?;
+    let mut conn = state.db.get().await?;
+    users::table
+        .inner_join(workers::table)
+        .filter(users::id.eq(worker))
+        .filter(users::status.eq(UserStatus::Active))
+        .select(users::id)
+        .first::<UserId>(&mut conn)
+        .await?;
+    let mut query = reviews::table
+        .filter(reviews::worker_id.eq(worker))
+        .filter(reviews::hidden.eq(false))
+        .order(reviews::id.desc())
+        .limit(limit + 1)
+        .select(Review::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(reviews::id.lt(after));
+    }
+    let rows = query.load(&mut conn).await?;
+    pagination::paginate(&state.cursors, rows, limit, |r| r.id, |r| r)
+}
