@@ -120,6 +120,20 @@ row service_by_id 32 "$BASE/api/v1/services/$service_id"
 pgbench_row pgbench_service_by_id 32 "$work/by_id.sql"
 row search_plumbing 32 "$BASE/api/v1/services?q=plumbing"
 pgbench_row pgbench_search_plumbing 32 "$work/search.sql"
+
+# The booking lifecycle (book, accept, start, complete) with 16 concurrent clients,
+# against pgbench's TPC-B-like default run at the same concurrency, in the same run.
+printf 'bench admin password\n' | ./target/release/marketplace create-admin --email bench-admin@example.com --password-stdin >/dev/null
+flow=$(BASE="$BASE" ADMIN_EMAIL=bench-admin@example.com ADMIN_PASSWORD='bench admin password' \
+  BENCH_SECONDS=$DURATION CONCURRENCY=16 cargo bench --quiet --bench booking_flow 2>/dev/null | grep booking_flow)
+field() { tr ' ' '\n' <<<"$flow" | awk -F= -v k="$1" '$1 == k {print $2}'; }
+printf '| %-28s | %5s | %10s | %8s | %8s | %8s |\n' "booking_flow (jobs/s)" 16 "$(field jobs_per_sec)" "$(field p50_ms)" "$(field p99_ms)" 0
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS pgbench_tpcb" -c "CREATE DATABASE pgbench_tpcb" >/dev/null
+pgbench -h 127.0.0.1 -U postgres -i -q -s 10 pgbench_tpcb >/dev/null 2>&1
+tpcb=$(pgbench -h 127.0.0.1 -U postgres -c 16 -j 2 -T "$DURATION" pgbench_tpcb 2>&1 | awk '/^tps/ {print $3}')
+printf '| %-28s | %5s | %10s | %8s | %8s | %8s |\n' "pgbench TPC-B (tps)" 16 "$tpcb" "-" "-" "-"
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS pgbench_tpcb" >/dev/null
+
 echo
 login_rps=$(cat "$work/login.rps")
 printf '| %-40s | %12s |\n' "measure" "value"

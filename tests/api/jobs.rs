@@ -612,3 +612,50 @@ async fn concurrent_reviews_keep_the_average_exact() {
         .await;
     assert_eq!(listing.json["rating_avg"].as_f64(), Some(expected));
 }
+
+#[tokio::test]
+async fn a_dst_week_in_lisbon_is_read_on_the_wall_clock() {
+    let w = world().await;
+    w.app
+        .call(
+            Method::PATCH,
+            "/api/v1/workers/me",
+            Some(&w.worker.access),
+            Some(json!({"timezone": "Europe/Lisbon"})),
+        )
+        .await;
+    // Sundays 09:00-12:00 in Lisbon. Clocks go forward on Sunday 2027-03-28.
+    let slots = json!({"slots": [{"weekday": 6, "start": "09:00", "end": "12:00"}]});
+    w.app
+        .call(
+            Method::PUT,
+            "/api/v1/workers/me/availability",
+            Some(&w.worker.access),
+            Some(slots),
+        )
+        .await;
+    let book = |when: &'static str| {
+        w.app.post(
+            "/api/v1/jobs",
+            Some(&w.client.access),
+            json!({"service_id": w.service, "scheduled_at": when, "address": "Rua do Ouro 2"}),
+        )
+    };
+    // Winter time (UTC+0) the week before: 09:00 local is 09:00 UTC.
+    assert_eq!(
+        book("2027-03-21T09:00:00Z").await.status,
+        StatusCode::CREATED
+    );
+    book("2027-03-21T08:00:00Z")
+        .await
+        .assert_problem(422, "outside_availability");
+    // Summer time (UTC+1) from the change on: 09:00 local is 08:00 UTC.
+    assert_eq!(
+        book("2027-03-28T08:00:00Z").await.status,
+        StatusCode::CREATED
+    );
+    // 10:00 UTC is 11:00 local: 90 minutes would end at 12:30.
+    book("2027-03-28T10:00:00Z")
+        .await
+        .assert_problem(422, "outside_availability");
+}
