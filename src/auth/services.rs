@@ -10,6 +10,7 @@ use crate::{
         sessions::{self, RevokeReason, Scope},
     },
     config::Secret,
+    core::validate::trimmed,
     core::{auth::CurrentUser, ids::UserId, limiter::ClientIp},
     db::{
         enums::UserRole,
@@ -42,12 +43,7 @@ pub fn check_password(field: &str, password: &str) -> Result<(), FieldError> {
 }
 
 fn normalize_name(raw: &str) -> Result<String, FieldError> {
-    let name = raw.trim();
-    if NAME_CHARS.contains(&name.chars().count()) {
-        Ok(name.to_owned())
-    } else {
-        Err(FieldError::new("full_name", "must be 1 to 200 characters"))
-    }
+    trimmed("full_name", raw, NAME_CHARS)
 }
 
 /// Collects every field error of a request at once, so a form shows them together.

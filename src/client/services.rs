@@ -7,6 +7,7 @@ use poem_openapi::types::MaybeUndefined;
 use crate::{
     client::schemas::{ClientPatch, ClientProfile},
     core::ids::{ServiceId, UserId},
+    core::validate::trimmed,
     db::schema::{clients, favorites, users},
     error::{AppError, FieldError},
     service::search,
@@ -39,19 +40,6 @@ pub async fn profile(state: &AppState, me: UserId) -> Result<ClientProfile, AppE
     load(&mut conn, me).await
 }
 
-/// Trimmed, 1 to `max` characters.
-fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > max {
-        Err(FieldError::new(
-            field,
-            format!("must be 1 to {max} characters"),
-        ))
-    } else {
-        Ok(value.to_owned())
-    }
-}
-
 /// `Some(None)` clears, `Some(Some(v))` sets, `None` keeps.
 fn optional(
     field: &str,
@@ -61,7 +49,7 @@ fn optional(
     match value {
         MaybeUndefined::Undefined => Ok(None),
         MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(v) => text(field, v, max).map(|v| Some(Some(v))),
+        MaybeUndefined::Value(v) => trimmed(field, v, 1..=max).map(|v| Some(Some(v))),
     }
 }
 
@@ -73,7 +61,7 @@ pub async fn update(
     let full_name = match &patch.full_name {
         MaybeUndefined::Null => Err(FieldError::new("full_name", "cannot be null")),
         MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Value(v) => text("full_name", v, 200).map(Some),
+        MaybeUndefined::Value(v) => trimmed("full_name", v, 1..=200).map(Some),
     };
     let phone = optional("phone", &patch.phone, 40);
     let city = optional("city", &patch.city, 100);

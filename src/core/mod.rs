@@ -14,3 +14,4 @@ pub mod redis;
 pub mod request_id;
 pub mod revocation;
 pub mod upload;
+pub mod validate;

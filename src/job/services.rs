@@ -13,6 +13,7 @@ use diesel::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{
+    core::validate::trimmed,
     core::{
         auth::CurrentUser,
         ids::{JobId, ThreadId, UserId},
@@ -37,19 +38,6 @@ use crate::{
 
 const JOB_COLUMNS: &str = "id, service_id, client_id, worker_id, status, price_cents, scheduled_at, ends_at, \
      address, notes, thread_id, expires_at, created_at, updated_at";
-
-fn text(field: &str, value: &str, min: usize, max: usize) -> Result<String, FieldError> {
-    let value = value.trim();
-    let chars = value.chars().count();
-    if chars < min || chars > max {
-        Err(FieldError::new(
-            field,
-            format!("must be {min} to {max} characters"),
-        ))
-    } else {
-        Ok(value.to_owned())
-    }
-}
 
 /// An `Idempotency-Key` header: 1 to 255 characters.
 pub fn check_idempotency_key(key: Option<String>) -> Result<Option<String>, AppError> {
@@ -111,8 +99,8 @@ pub async fn book(
         .push(VISIBLE);
     let listing: Bookable = sql.get_result(&mut conn).await?;
 
-    let address = text("address", &body.address, 1, 500);
-    let notes = text("notes", body.notes.as_deref().unwrap_or_default(), 0, 2000);
+    let address = trimmed("address", &body.address, 1..=500);
+    let notes = trimmed("notes", body.notes.as_deref().unwrap_or_default(), 0..=2000);
     let in_future = (body.scheduled_at > Utc::now())
         .then_some(())
         .ok_or_else(|| FieldError::new("scheduled_at", "must be in the future"));
@@ -346,7 +334,7 @@ pub async fn act(
         (Action::Cancel, None) => {
             return Err(FieldError::new("reason", "is required to cancel").into());
         }
-        (_, Some(r)) => Some(text("reason", &r, 1, 1000)?),
+        (_, Some(r)) => Some(trimmed("reason", &r, 1..=1000)?),
         (_, None) => None,
     };
     if expire_if_due(&mut conn, &job, Utc::now()).await? {

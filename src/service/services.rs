@@ -6,6 +6,7 @@ use poem_openapi::types::MaybeUndefined;
 
 use crate::{
     admin::audit::{self, Target},
+    core::validate::trimmed,
     core::{
         auth::CurrentUser,
         ids::{ServiceId, UserId},
@@ -26,18 +27,6 @@ use crate::{
 
 const DEFAULT_DURATION: i32 = 60;
 
-fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > max {
-        Err(FieldError::new(
-            field,
-            format!("must be 1 to {max} characters"),
-        ))
-    } else {
-        Ok(value.to_owned())
-    }
-}
-
 fn price(value: i64) -> Result<i64, FieldError> {
     (0..=10_000_000_000)
         .contains(&value)
@@ -53,7 +42,7 @@ fn duration(value: i32) -> Result<i32, FieldError> {
 }
 
 fn category(value: &str) -> Result<String, FieldError> {
-    text("category", value, 50).map(|c| c.to_lowercase())
+    trimmed("category", value, 1..=50).map(|c| c.to_lowercase())
 }
 
 /// Collects the errors of several field checks, or their values.
@@ -74,10 +63,10 @@ pub async fn create(
     body: NewService,
 ) -> Result<Service, AppError> {
     fields! {
-        title = text("title", &body.title, 200),
-        description = text("description", &body.description, 5000),
+        title = trimmed("title", &body.title, 1..=200),
+        description = trimmed("description", &body.description, 1..=5000),
         category = category(&body.category),
-        city = text("city", &body.city, 100),
+        city = trimmed("city", &body.city, 1..=100),
         price_cents = price(body.price_cents),
         duration_minutes = duration(body.duration_minutes.unwrap_or(DEFAULT_DURATION)),
     }
@@ -158,10 +147,10 @@ pub async fn update(
     conn.transaction::<_, AppError, _>(async move |conn| {
         owned(conn, worker, id).await?;
         fields! {
-            title = required("title", patch.title).and_then(|v| v.map(|v| text("title", &v, 200)).transpose()),
-            description = required("description", patch.description).and_then(|v| v.map(|v| text("description", &v, 5000)).transpose()),
+            title = required("title", patch.title).and_then(|v| v.map(|v| trimmed("title", &v, 1..=200)).transpose()),
+            description = required("description", patch.description).and_then(|v| v.map(|v| trimmed("description", &v, 1..=5000)).transpose()),
             category = required("category", patch.category).and_then(|v| v.map(|v| category(&v)).transpose()),
-            city = required("city", patch.city).and_then(|v| v.map(|v| text("city", &v, 100)).transpose()),
+            city = required("city", patch.city).and_then(|v| v.map(|v| trimmed("city", &v, 1..=100)).transpose()),
             price_cents = required("price_cents", patch.price_cents).and_then(|v| v.map(price).transpose()),
             duration_minutes = required("duration_minutes", patch.duration_minutes).and_then(|v| v.map(duration).transpose()),
             pricing_unit = required("pricing_unit", patch.pricing_unit),

@@ -6,6 +6,7 @@ use poem_openapi::types::MaybeUndefined;
 
 use crate::{
     core::ids::UserId,
+    core::validate::trimmed,
     db::{
         enums::UserStatus,
         schema::{availability_slots, users, workers},
@@ -49,19 +50,6 @@ async fn load(
     Ok(WorkerProfile::new(row, name))
 }
 
-fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, FieldError> {
-    let value = value.trim();
-    if (required && value.is_empty()) || value.chars().count() > max {
-        let range = if required { "1" } else { "0" };
-        Err(FieldError::new(
-            field,
-            format!("must be {range} to {max} characters"),
-        ))
-    } else {
-        Ok(value.to_owned())
-    }
-}
-
 /// Applies a PATCH: absent fields untouched, `null` clears optional ones.
 pub async fn update(
     state: &AppState,
@@ -83,17 +71,17 @@ pub async fn update(
     let full_name = patch
         .full_name
         .value()
-        .map(|v| text("full_name", v, 200, true))
+        .map(|v| trimmed("full_name", v, 1..=200))
         .transpose();
     let bio = patch
         .bio
         .value()
-        .map(|v| text("bio", v, MAX_BIO_CHARS, false))
+        .map(|v| trimmed("bio", v, 0..=MAX_BIO_CHARS))
         .transpose();
     let city = patch
         .city
         .value()
-        .map(|v| text("city", v, 100, true))
+        .map(|v| trimmed("city", v, 1..=100))
         .transpose();
     let skills = patch
         .skills
@@ -107,7 +95,7 @@ pub async fn update(
             }
             skills
                 .iter()
-                .map(|s| text("skills", s, 50, true).map(Some))
+                .map(|s| trimmed("skills", s, 1..=50).map(Some))
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose();

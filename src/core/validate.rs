@@ -1,0 +1,36 @@
+//! Small field validators shared by every module's services.
+
+use std::ops::RangeInclusive;
+
+use crate::error::FieldError;
+
+/// `value` trimmed, if its length in characters (not bytes) is within `chars`.
+pub fn trimmed(
+    field: &str,
+    value: &str,
+    chars: RangeInclusive<usize>,
+) -> Result<String, FieldError> {
+    let value = value.trim();
+    if chars.contains(&value.chars().count()) {
+        Ok(value.to_owned())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("must be {} to {} characters", chars.start(), chars.end()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_and_counts_characters() {
+        assert_eq!(trimmed("f", "  ab ", 1..=2).as_deref(), Ok("ab"));
+        assert!(trimmed("f", "   ", 1..=2).is_err());
+        assert_eq!(trimmed("f", "", 0..=2).as_deref(), Ok(""));
+        assert!(trimmed("f", "ééé", 1..=2).is_err());
+        assert_eq!(trimmed("f", "éé", 1..=2).as_deref(), Ok("éé"));
+    }
+}
