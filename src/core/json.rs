@@ -4,7 +4,10 @@
 //! demands a Content-Type. The contract wants more precision: bytes that are not JSON
 //! are 400 `malformed_body`, JSON of the wrong shape is 422 `validation_failed`, a body
 //! over [`MAX_JSON_BYTES`] is 413, and action endpoints accept an empty body or none
-//! (read as `{}`), with or without a Content-Type.
+//! (read as `{}`), with or without a Content-Type. `DeferredJson<T>` reads the same way
+//! but parses when the route asks, after its access checks.
+
+use std::marker::PhantomData;
 
 use poem::{Request, RequestBody, error::ReadBodyError};
 use poem_openapi::{
@@ -27,10 +30,7 @@ impl<T: Type> Payload for JsonBody<T> {
     const CONTENT_TYPE: &'static str = "application/json";
 
     fn check_content_type(content_type: &str) -> bool {
-        content_type.parse::<mime::Mime>().is_ok_and(|mime| {
-            mime.type_() == mime::APPLICATION
-                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
-        })
+        is_json(content_type)
     }
 
     fn schema_ref() -> MetaSchemaRef {
@@ -42,39 +42,91 @@ impl<T: Type> Payload for JsonBody<T> {
     }
 }
 
+/// `application/json`, or any `application/*+json`.
+fn is_json(content_type: &str) -> bool {
+    content_type.parse::<mime::Mime>().is_ok_and(|mime| {
+        mime.type_() == mime::APPLICATION
+            && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+    })
+}
+
+/// Checks the Content-Type and reads at most [`MAX_JSON_BYTES`].
+async fn read(request: &Request, body: &mut RequestBody) -> Result<bytes::Bytes, AppError> {
+    if let Some(content_type) = request.content_type() {
+        if !is_json(content_type) {
+            return Err(AppError::UnsupportedMediaType(format!(
+                "expected application/json, got {content_type}"
+            )));
+        }
+    }
+    body.take()
+        .map_err(|err| AppError::MalformedBody(err.to_string()))?
+        .into_bytes_limit(MAX_JSON_BYTES)
+        .await
+        .map_err(|err| match err {
+            ReadBodyError::PayloadTooLarge => AppError::PayloadTooLarge,
+            other => AppError::MalformedBody(format!("could not read the body: {other}")),
+        })
+}
+
+/// Bytes that are not JSON: 400; JSON of the wrong shape: 422; blank: `{}`.
+fn parse<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, AppError> {
+    let value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        serde_json::from_slice(bytes)
+            .map_err(|err| AppError::MalformedBody(format!("the body is not valid JSON: {err}")))?
+    };
+    T::parse_from_json(Some(value)).map_err(|err| AppError::Validation {
+        detail: err.into_message(),
+        errors: Vec::new(),
+    })
+}
+
 impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        if let Some(content_type) = request.content_type() {
-            if !Self::check_content_type(content_type) {
-                return Err(AppError::UnsupportedMediaType(format!(
-                    "expected application/json, got {content_type}"
-                ))
-                .into());
-            }
-        }
-        let bytes = body
-            .take()?
-            .into_bytes_limit(MAX_JSON_BYTES)
-            .await
-            .map_err(|err| match err {
-                ReadBodyError::PayloadTooLarge => AppError::PayloadTooLarge,
-                other => AppError::MalformedBody(format!("could not read the body: {other}")),
-            })?;
-        let value = if bytes.iter().all(u8::is_ascii_whitespace) {
-            serde_json::Value::Object(serde_json::Map::new())
-        } else {
-            serde_json::from_slice(&bytes).map_err(|err| {
-                AppError::MalformedBody(format!("the body is not valid JSON: {err}"))
-            })?
-        };
-        T::parse_from_json(Some(value)).map(Self).map_err(|err| {
-            AppError::Validation {
-                detail: err.into_message(),
-                errors: Vec::new(),
-            }
-            .into()
+        let bytes = read(request, body).await?;
+        Ok(Self(parse(&bytes)?))
+    }
+}
+
+/// A JSON body read up front but parsed only when the route asks, after it has checked
+/// who may act on what: the contract ranks 404 and 403 before a malformed body's 422.
+pub struct DeferredJson<T> {
+    bytes: bytes::Bytes,
+    body: PhantomData<T>,
+}
+
+impl<T: ParseFromJSON> DeferredJson<T> {
+    pub fn parse(&self) -> Result<T, AppError> {
+        parse(&self.bytes)
+    }
+}
+
+impl<'a, T: ParseFromJSON> ApiExtractor<'a> for DeferredJson<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <JsonBody<T> as ApiExtractor>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        <JsonBody<T> as ApiExtractor>::request_meta()
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(Self {
+            bytes: read(request, body).await?,
+            body: PhantomData,
         })
     }
 }

@@ -11,7 +11,7 @@ use crate::{
     core::{
         auth::{AnyUser, ClientUser},
         ids::JobId,
-        json::JsonBody,
+        json::{DeferredJson, JsonBody},
         pagination::Page,
     },
     db::enums::JobStatus,
@@ -114,9 +114,9 @@ impl JobsApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-        body: JsonBody<ReasonBody>,
+        body: DeferredJson<ReasonBody>,
     ) -> Result<Json<Job>, AppError> {
-        services::act(&state, user.0, id.0, Action::Decline, body.0.reason)
+        services::act(&state, user.0, id.0, Action::Decline, Some(&body))
             .await
             .map(Json)
     }
@@ -154,9 +154,9 @@ impl JobsApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-        body: JsonBody<ReasonBody>,
+        body: DeferredJson<ReasonBody>,
     ) -> Result<Json<Job>, AppError> {
-        services::act(&state, user.0, id.0, Action::Cancel, body.0.reason)
+        services::act(&state, user.0, id.0, Action::Cancel, Some(&body))
             .await
             .map(Json)
     }
@@ -183,9 +183,9 @@ impl JobsApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-        body: JsonBody<NewReview>,
+        body: DeferredJson<NewReview>,
     ) -> Result<ReviewCreated, AppError> {
-        reviews::create(&state, user.0, id.0, body.0)
+        reviews::create(&state, user.0, id.0, &body)
             .await
             .map(|r| ReviewCreated::Created(Json(r)))
     }

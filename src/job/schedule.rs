@@ -1,6 +1,6 @@
 //! Whether a booking fits a worker's weekly availability, read in the worker's timezone.
 
-use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::worker::availability::Slot;
@@ -18,14 +18,21 @@ pub fn fits(slots: &[Slot], tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) ->
     let day = local_start.date_naive();
     let weekday = local_start.weekday().num_days_from_monday();
     let start_second = local_start.num_seconds_from_midnight();
+    // The last instant inside the booking decides its day: ending "at midnight" works
+    // even where a clock change skips local midnight (America/Santiago).
+    let last = (end - chrono::Duration::nanoseconds(1)).with_timezone(&tz);
     let end_second = if local_end.date_naive() == day {
         local_end.num_seconds_from_midnight()
-    } else if day.succ_opt() == Some(local_end.date_naive()) && local_end.time() == NaiveTime::MIN {
-        // Ends exactly at midnight: the slot end `24:00`.
-        DAY_SECONDS
+    } else if last.date_naive() == day {
+        DAY_SECONDS // the slot end `24:00`
     } else {
         return false; // slots never cross midnight
     };
+    if end_second <= start_second {
+        // The clocks went back during the booking: the wall clock repeats an hour and
+        // no single slot can be said to contain it.
+        return false;
+    }
     slots.iter().any(|slot| {
         u32::from(slot.weekday) == weekday
             && u32::from(slot.start) * 60 <= start_second
@@ -133,6 +140,39 @@ mod tests {
             at(tz, 2026, 11, 29, 23, 30),
             at(tz, 2026, 11, 30, 0, 30)
         ));
+    }
+
+    #[test]
+    fn a_booking_across_the_fall_back_is_refused() {
+        let tz: Tz = "Europe/Lisbon".parse().expect("tz");
+        // Sunday 2026-10-25: 02:00 summer time becomes 01:00 winter time (weekday 6).
+        let slots = [slot(6, "01:30", "02:00")];
+        let start = Utc
+            .with_ymd_and_hms(2026, 10, 25, 0, 45, 0)
+            .single()
+            .expect("utc"); // 01:45 WEST
+        assert!(
+            !fits(&slots, tz, start, start + chrono::Duration::minutes(30)),
+            "ends 01:15 WET"
+        );
+    }
+
+    #[test]
+    fn midnight_skipped_by_a_clock_change_still_ends_the_day() {
+        let tz: Tz = "America/Santiago".parse().expect("tz");
+        // Saturday 2026-09-05: at 24:00 the clocks jump to 01:00 on Sunday.
+        let slots = [slot(5, "22:00", "24:00")];
+        let start = Utc
+            .with_ymd_and_hms(2026, 9, 6, 3, 0, 0)
+            .single()
+            .expect("utc"); // 23:00 local (UTC-4)
+        let end = start + chrono::Duration::minutes(60);
+        assert_eq!(
+            end.with_timezone(&tz).format("%a %H:%M").to_string(),
+            "Sun 01:00",
+            "local midnight is skipped"
+        );
+        assert!(fits(&slots, tz, start, end));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! as one statement — a conditional UPDATE and its event row in one CTE — so of two
 //! racing calls exactly one matches the expected status.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel::{
     prelude::*,
     sql_types::{Nullable, Text, Uuid},
@@ -17,6 +17,7 @@ use crate::{
     core::{
         auth::CurrentUser,
         ids::{JobId, ThreadId, UserId},
+        json::DeferredJson,
         pagination::{self, Page},
     },
     db::{
@@ -29,7 +30,7 @@ use crate::{
         lifecycle::{self, Action, Party, Refusal},
         models::{EventRow, JobRow},
         schedule,
-        schemas::{Job, JobEvent, NewJob},
+        schemas::{Job, JobEvent, NewJob, ReasonBody},
     },
     service::search::{FROM_CATALOG, VISIBLE},
     state::AppState,
@@ -83,13 +84,7 @@ pub async fn book(
     body: NewJob,
     key: Option<String>,
 ) -> Result<(Job, bool), AppError> {
-    let key = check_idempotency_key(key)?;
     let mut conn = state.db.get().await?;
-    if let Some(key) = &key {
-        if let Some(existing) = by_key(&mut conn, client, key).await? {
-            return Ok((existing.into(), false));
-        }
-    }
     let mut sql = Sql::new();
     sql.push("SELECT s.worker_id, s.price_cents, s.duration_minutes, w.timezone FROM ")
         .push(FROM_CATALOG)
@@ -98,6 +93,12 @@ pub async fn book(
         .push(" AND ")
         .push(VISIBLE);
     let listing: Bookable = sql.get_result(&mut conn).await?;
+    let key = check_idempotency_key(key)?;
+    if let Some(key) = &key {
+        if let Some(existing) = by_key(&mut conn, client, key).await? {
+            return Ok((existing.into(), false));
+        }
+    }
 
     let address = trimmed("address", &body.address, 1..=500);
     let notes = trimmed("notes", body.notes.as_deref().unwrap_or_default(), 0..=2000);
@@ -244,6 +245,25 @@ fn party(job: &JobRow, caller: CurrentUser) -> Party {
     }
 }
 
+/// How a transition treats a requested job's expiry deadline, judged by the
+/// database's clock inside the UPDATE itself, so no race can slip past it.
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    /// Participants' actions: only before the deadline.
+    Before,
+    /// The expiry itself: only once the deadline has passed.
+    Passed,
+}
+
+impl Deadline {
+    fn guard(self) -> &'static str {
+        match self {
+            Self::Before => " AND NOT (status = 'requested' AND expires_at <= now())",
+            Self::Passed => " AND expires_at <= now()",
+        }
+    }
+}
+
 /// Moves a job from `from` to `to` and logs the event, in one statement. `None` when the
 /// job was no longer in `from` (a concurrent call won).
 async fn apply(
@@ -253,6 +273,7 @@ async fn apply(
     to: JobStatus,
     actor: Option<UserId>,
     reason: Option<&str>,
+    deadline: Deadline,
 ) -> Result<Option<JobRow>, diesel::result::Error> {
     let mut sql = Sql::new();
     sql.push("WITH moved AS (UPDATE jobs SET status = ")
@@ -261,6 +282,7 @@ async fn apply(
         .bind::<Uuid, _>(id.0)
         .push(" AND status = ")
         .bind::<crate::db::schema::sql_types::JobStatus, _>(from)
+        .push(deadline.guard())
         .push(" RETURNING ")
         .push(JOB_COLUMNS)
         .push("), logged AS (INSERT INTO job_events (job_id, from_status, to_status, actor_id, reason) SELECT id, ")
@@ -273,27 +295,6 @@ async fn apply(
         .push(JOB_COLUMNS)
         .push(" FROM moved");
     sql.get_result(conn).await.optional()
-}
-
-/// Expires a requested job whose deadline passed; true when this call did it.
-async fn expire_if_due(
-    conn: &mut AsyncPgConnection,
-    job: &JobRow,
-    now: DateTime<Utc>,
-) -> Result<bool, AppError> {
-    if job.status != JobStatus::Requested || job.expires_at > now {
-        return Ok(false);
-    }
-    Ok(apply(
-        conn,
-        job.id,
-        JobStatus::Requested,
-        JobStatus::Expired,
-        None,
-        None,
-    )
-    .await?
-    .is_some())
 }
 
 fn invalid(action: Action) -> AppError {
@@ -320,7 +321,7 @@ pub async fn act(
     caller: CurrentUser,
     id: JobId,
     action: Action,
-    reason: Option<String>,
+    body: Option<&DeferredJson<ReasonBody>>,
 ) -> Result<Job, AppError> {
     let mut conn = state.db.get().await?;
     let job = load(&mut conn, caller, id).await?;
@@ -330,6 +331,10 @@ pub async fn act(
             "this action belongs to the other party of the job",
         ));
     }
+    let reason = body
+        .map(DeferredJson::parse)
+        .transpose()?
+        .and_then(|b| b.reason);
     let reason = match (action, reason) {
         (Action::Cancel, None) => {
             return Err(FieldError::new("reason", "is required to cancel").into());
@@ -337,27 +342,38 @@ pub async fn act(
         (_, Some(r)) => Some(trimmed("reason", &r, 1..=1000)?),
         (_, None) => None,
     };
-    if expire_if_due(&mut conn, &job, Utc::now()).await? {
+    let Ok(to) = decided else {
         return Err(invalid(action));
-    }
-    let to = decided.map_err(|refusal| match refusal {
-        Refusal::InvalidFrom(_) => invalid(action),
-        Refusal::NotYours => {
-            AppError::Forbidden("this action belongs to the other party of the job")
-        }
-    })?;
-    match apply(
+    };
+    let moved = apply(
         &mut conn,
         id,
         job.status,
         to,
         Some(caller.id),
         reason.as_deref(),
+        Deadline::Before,
     )
-    .await
-    {
+    .await;
+    match moved {
         Ok(Some(row)) => Ok(row.into()),
-        Ok(None) => Err(invalid(action)),
+        Ok(None) => {
+            // Lost a race, or the request is past its deadline: expire it on the spot
+            // (a no-op unless it is due) and refuse either way.
+            if job.status == JobStatus::Requested {
+                apply(
+                    &mut conn,
+                    id,
+                    JobStatus::Requested,
+                    JobStatus::Expired,
+                    None,
+                    None,
+                    Deadline::Passed,
+                )
+                .await?;
+            }
+            Err(invalid(action))
+        }
         Err(diesel::result::Error::DatabaseError(_, info))
             if info.constraint_name() == Some("jobs_worker_busy") =>
         {

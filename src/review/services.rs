@@ -10,6 +10,7 @@ use crate::{
     core::{
         auth::CurrentUser,
         ids::{JobId, ReviewId, UserId},
+        json::DeferredJson,
         pagination::{self, Page},
     },
     db::{
@@ -29,10 +30,12 @@ pub async fn create(
     state: &AppState,
     caller: CurrentUser,
     job_id: JobId,
-    body: NewReview,
+    body: &DeferredJson<NewReview>,
 ) -> Result<Review, AppError> {
     let mut conn = state.db.get().await?;
     let job = for_review(&mut conn, caller, job_id).await?;
+    // Parsed only now: 404 and 403 come before a malformed body's 422.
+    let body = body.parse()?;
     let rating = i16::try_from(body.rating)
         .ok()
         .filter(|r| (1..=5).contains(r))

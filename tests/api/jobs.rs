@@ -197,10 +197,13 @@ async fn who_may_do_what() {
     w.act(&w.client, &id, "cancel", Some(json!({})))
         .await
         .assert_problem(422, "validation_failed");
-    // 403 beats 422 beats 409.
-    w.act(&w.client, &id, "start", Some(json!({})))
+    // 403 beats 422 beats 409: the client may not decline, whatever the body says.
+    w.act(&w.client, &id, "decline", Some(json!({"reason": 5})))
         .await
         .assert_problem(403, "forbidden");
+    w.act(&stranger, &id, "cancel", Some(json!({"reason": 5})))
+        .await
+        .assert_problem(404, "not_found");
 
     let declined = w
         .act(
@@ -468,6 +471,7 @@ async fn requests_expire_on_time_and_on_the_spot() {
     let w = world_with(&[("JOB_REQUEST_TTL", "1")]).await;
     let swept = w.book().await;
     let touched = w.book().await;
+    let more = [w.book().await, w.book().await];
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 
     // A transition after the deadline expires the job there and then.
@@ -480,13 +484,18 @@ async fn requests_expire_on_time_and_on_the_spot() {
         .await;
     assert_eq!(job.json["status"], "expired");
 
-    // Two sweepers at once: each due job is expired, and logged, exactly once.
+    // Two sweepers at once, in batches of one: each due job is expired, and logged,
+    // exactly once.
     let (a, b) = tokio::join!(
         marketplace::job::services::expire_due(&w.app.state, 1),
         marketplace::job::services::expire_due(&w.app.state, 1)
     );
-    assert_eq!(a.expect("sweep") + b.expect("sweep"), 1);
-    for id in [&swept, &touched] {
+    assert_eq!(
+        a.expect("sweep") + b.expect("sweep"),
+        3,
+        "swept, and the two below"
+    );
+    for id in [&swept, &touched, &more[0], &more[1]] {
         let events = w
             .app
             .get(&format!("/api/v1/jobs/{id}/events"), Some(&w.client.access))
@@ -515,6 +524,9 @@ async fn reviews_follow_the_rules_and_feed_exact_ratings() {
         w.act(&w.worker, &id, action, None).await;
     }
     review(&w.worker, json!({"rating": 5}))
+        .await
+        .assert_problem(403, "forbidden");
+    review(&w.worker, json!({}))
         .await
         .assert_problem(403, "forbidden");
     review(&w.client, json!({"rating": 6}))
@@ -613,6 +625,19 @@ async fn concurrent_reviews_keep_the_average_exact() {
     assert_eq!(listing.json["rating_avg"].as_f64(), Some(expected));
 }
 
+/// The next spring-forward Sunday in Lisbon at least two weeks away (last Sunday of March).
+fn next_lisbon_spring_forward() -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let soon = (Utc::now() + Duration::days(14)).date_naive();
+    (soon.year()..)
+        .map(|year| {
+            let last = chrono::NaiveDate::from_ymd_opt(year, 3, 31).expect("date");
+            last - Duration::days(i64::from(last.weekday().num_days_from_sunday()))
+        })
+        .find(|day| *day > soon)
+        .expect("a future March")
+}
+
 #[tokio::test]
 async fn a_dst_week_in_lisbon_is_read_on_the_wall_clock() {
     let w = world().await;
@@ -624,7 +649,6 @@ async fn a_dst_week_in_lisbon_is_read_on_the_wall_clock() {
             Some(json!({"timezone": "Europe/Lisbon"})),
         )
         .await;
-    // Sundays 09:00-12:00 in Lisbon. Clocks go forward on Sunday 2027-03-28.
     let slots = json!({"slots": [{"weekday": 6, "start": "09:00", "end": "12:00"}]});
     w.app
         .call(
@@ -634,28 +658,30 @@ async fn a_dst_week_in_lisbon_is_read_on_the_wall_clock() {
             Some(slots),
         )
         .await;
-    let book = |when: &'static str| {
+    let change = next_lisbon_spring_forward();
+    let week_before = change - Duration::days(7);
+    let at = |day: chrono::NaiveDate, hour: u32| {
+        day.and_hms_opt(hour, 0, 0)
+            .expect("time")
+            .and_utc()
+            .to_rfc3339()
+    };
+    let book = |when: String| {
         w.app.post(
             "/api/v1/jobs",
             Some(&w.client.access),
             json!({"service_id": w.service, "scheduled_at": when, "address": "Rua do Ouro 2"}),
         )
     };
-    // Winter time (UTC+0) the week before: 09:00 local is 09:00 UTC.
-    assert_eq!(
-        book("2027-03-21T09:00:00Z").await.status,
-        StatusCode::CREATED
-    );
-    book("2027-03-21T08:00:00Z")
+    // Sundays 09:00-12:00 local. Winter time (UTC+0) the week before: 09:00 local is 09:00 UTC.
+    assert_eq!(book(at(week_before, 9)).await.status, StatusCode::CREATED);
+    book(at(week_before, 8))
         .await
         .assert_problem(422, "outside_availability");
     // Summer time (UTC+1) from the change on: 09:00 local is 08:00 UTC.
-    assert_eq!(
-        book("2027-03-28T08:00:00Z").await.status,
-        StatusCode::CREATED
-    );
+    assert_eq!(book(at(change, 8)).await.status, StatusCode::CREATED);
     // 10:00 UTC is 11:00 local: 90 minutes would end at 12:30.
-    book("2027-03-28T10:00:00Z")
+    book(at(change, 10))
         .await
         .assert_problem(422, "outside_availability");
 }
