@@ -445,12 +445,6 @@ pub async fn events(
 /// Expires requested jobs past their deadline, in batches that skip rows another
 /// instance is expiring: several sweepers never log a job twice. Returns how many.
 pub async fn expire_due(state: &AppState, batch: i64) -> Result<usize, AppError> {
-    #[derive(QueryableByName)]
-    struct Expired {
-        #[diesel(sql_type = Uuid)]
-        #[allow(dead_code)]
-        id: uuid::Uuid,
-    }
     let mut total = 0;
     let mut conn = state.db.get().await?;
     loop {
@@ -466,9 +460,10 @@ pub async fn expire_due(state: &AppState, batch: i64) -> Result<usize, AppError>
              logged AS (INSERT INTO job_events (job_id, from_status, to_status, actor_id) \
              SELECT id, 'requested', 'expired', NULL FROM moved) SELECT id FROM moved",
         );
-        let expired: Vec<Expired> = sql.load(&mut conn).await?;
-        total += expired.len();
-        if expired.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
+        // The command tag of the final SELECT counts the jobs this batch expired.
+        let expired = sql.execute(&mut conn).await?;
+        total += expired;
+        if expired < usize::try_from(batch).unwrap_or(usize::MAX) {
             return Ok(total);
         }
     }

@@ -251,12 +251,6 @@ pub async fn ensure_visible(
     conn: &mut diesel_async::AsyncPgConnection,
     id: ServiceId,
 ) -> Result<(), AppError> {
-    #[derive(diesel::QueryableByName)]
-    struct Found {
-        #[diesel(sql_type = Uuid)]
-        #[allow(dead_code)]
-        id: uuid::Uuid,
-    }
     let mut sql = Sql::new();
     sql.push("SELECT s.id FROM ")
         .push(FROM_CATALOG)
@@ -264,8 +258,10 @@ pub async fn ensure_visible(
         .bind::<Uuid, _>(id.0)
         .push(" AND ")
         .push(VISIBLE);
-    let _: Found = sql.get_result(conn).await?;
-    Ok(())
+    match sql.execute(conn).await? {
+        0 => Err(AppError::NotFound),
+        _ => Ok(()),
+    }
 }
 
 /// A client's favorites that are still visible, most recently added first.
