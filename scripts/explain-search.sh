@@ -11,7 +11,7 @@ VIS="s.status = 'active' AND u.status = 'active' AND w.kyc_status = 'approved'"
 WID=$(psql -h 127.0.0.1 -U postgres -d $DB -Atc "select worker_id from services limit 1")
 declare -A ORDER=( [newest]="s.id DESC" [price_asc]="s.price_cents ASC, s.id ASC" [price_desc]="s.price_cents DESC, s.id DESC" [rating]="COALESCE(s.rating_avg, -1) DESC, s.id DESC" )
 for sort in newest price_asc price_desc rating; do
-  for filter in "" "AND s.category = 'plumbing'" "AND s.city = 'Porto'" "AND s.price_cents >= 10000 AND s.price_cents <= 20000" "AND s.worker_id = '$WID'"; do
+  for filter in "" "AND s.category = 'plumbing'" "AND lower(s.city) = lower('Porto')" "AND s.price_cents >= 10000 AND s.price_cents <= 20000" "AND s.worker_id = '$WID'"; do
     sql="EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT $COLS, 0::real AS rank FROM $FROM WHERE $VIS $filter ORDER BY ${ORDER[$sort]} LIMIT 21"
     out=$(psql -h 127.0.0.1 -U postgres -d $DB -Atc "$sql")
     idx=$(grep -oE "Index (Only )?Scan( Backward)? using [a-z_]+" <<<"$out" | head -1)

@@ -82,7 +82,7 @@ CREATE TABLE services (
 -- Every public sort, alone and under the category and city filters, walks an index in
 -- order (ids are UUID v7, so id order is creation order); a price range rides the price
 -- indexes, and a worker's own listings are few enough to sort. Only active listings are
--- indexed. Ratings sort with unrated listings last as COALESCE(rating_avg, -1): one
+-- indexed; cities are matched case-insensitively, as lower(city). Ratings sort with unrated listings last as COALESCE(rating_avg, -1): one
 -- expression the keyset condition can seek on (ratings are 1 to 5).
 CREATE INDEX services_newest_idx ON services (id DESC) WHERE status = 'active';
 CREATE INDEX services_price_idx ON services (price_cents, id) WHERE status = 'active';
@@ -90,9 +90,9 @@ CREATE INDEX services_rating_idx ON services ((COALESCE(rating_avg, -1)) DESC, i
 CREATE INDEX services_category_idx ON services (category, id DESC) WHERE status = 'active';
 CREATE INDEX services_category_price_idx ON services (category, price_cents, id) WHERE status = 'active';
 CREATE INDEX services_category_rating_idx ON services (category, (COALESCE(rating_avg, -1)) DESC, id DESC) WHERE status = 'active';
-CREATE INDEX services_city_idx ON services (city, id DESC) WHERE status = 'active';
-CREATE INDEX services_city_price_idx ON services (city, price_cents, id) WHERE status = 'active';
-CREATE INDEX services_city_rating_idx ON services (city, (COALESCE(rating_avg, -1)) DESC, id DESC) WHERE status = 'active';
+CREATE INDEX services_city_idx ON services (lower(city), id DESC) WHERE status = 'active';
+CREATE INDEX services_city_price_idx ON services (lower(city), price_cents, id) WHERE status = 'active';
+CREATE INDEX services_city_rating_idx ON services (lower(city), (COALESCE(rating_avg, -1)) DESC, id DESC) WHERE status = 'active';
 CREATE INDEX services_search_idx ON services USING gin (search) WHERE status = 'active';
 -- A worker's own listings (any status), and the public filter by worker.
 CREATE INDEX services_worker_idx ON services (worker_id, id DESC);

@@ -133,8 +133,9 @@ pub async fn search(
             .bind::<Text, _>(category.trim().to_lowercase());
     }
     if let Some(city) = search.city {
-        sql.push(" AND s.city = ")
-            .bind::<Text, _>(city.trim().to_owned());
+        sql.push(" AND lower(s.city) = lower(")
+            .bind::<Text, _>(city.trim().to_owned())
+            .push(")");
     }
     if let Some(min) = search.min_price {
         sql.push(" AND s.price_cents >= ").bind::<BigInt, _>(min);
