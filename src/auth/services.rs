@@ -10,7 +10,7 @@ use crate::{
         sessions::{self, RevokeReason, Scope},
     },
     config::Secret,
-    core::validate::trimmed,
+    core::validate::{all_valid, trimmed},
     core::{auth::CurrentUser, ids::UserId, limiter::ClientIp},
     db::{
         enums::UserRole,
@@ -44,16 +44,6 @@ pub fn check_password(field: &str, password: &str) -> Result<(), FieldError> {
 
 fn normalize_name(raw: &str) -> Result<String, FieldError> {
     trimmed("full_name", raw, NAME_CHARS)
-}
-
-/// Collects every field error of a request at once, so a form shows them together.
-fn all_valid<const N: usize>(checks: [Option<FieldError>; N]) -> Result<(), AppError> {
-    let errors: Vec<FieldError> = checks.into_iter().flatten().collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(AppError::invalid_fields(errors))
-    }
 }
 
 /// Creates a user and its role profile in one transaction.

@@ -7,7 +7,7 @@ use poem_openapi::types::MaybeUndefined;
 use crate::{
     client::schemas::{ClientPatch, ClientProfile},
     core::ids::{ServiceId, UserId},
-    core::validate::trimmed,
+    core::validate::{all_valid, trimmed},
     db::schema::{clients, favorites, users},
     error::{AppError, FieldError},
     service::search,
@@ -65,18 +65,11 @@ pub async fn update(
     };
     let phone = optional("phone", &patch.phone, 40);
     let city = optional("city", &patch.city, 100);
-    let errors: Vec<FieldError> = [
-        full_name.as_ref().err(),
-        phone.as_ref().err(),
-        city.as_ref().err(),
-    ]
-    .into_iter()
-    .flatten()
-    .cloned()
-    .collect();
-    if !errors.is_empty() {
-        return Err(AppError::invalid_fields(errors));
-    }
+    all_valid([
+        full_name.as_ref().err().cloned(),
+        phone.as_ref().err().cloned(),
+        city.as_ref().err().cloned(),
+    ])?;
     let (full_name, phone, city) = (full_name?, phone?, city?);
     let mut conn = state.db.get().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {

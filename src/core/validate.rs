@@ -2,7 +2,7 @@
 
 use std::ops::RangeInclusive;
 
-use crate::error::FieldError;
+use crate::error::{AppError, FieldError};
 
 /// `value` trimmed, if its length in characters (not bytes) is within `chars`.
 pub fn trimmed(
@@ -18,6 +18,16 @@ pub fn trimmed(
             field,
             format!("must be {} to {} characters", chars.start(), chars.end()),
         ))
+    }
+}
+
+/// Every field error of a request at once (a form shows them together), or `Ok`.
+pub fn all_valid(checks: impl IntoIterator<Item = Option<FieldError>>) -> Result<(), AppError> {
+    let errors: Vec<FieldError> = checks.into_iter().flatten().collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::invalid_fields(errors))
     }
 }
 

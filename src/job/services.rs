@@ -13,7 +13,7 @@ use diesel::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{
-    core::validate::trimmed,
+    core::validate::{all_valid, trimmed},
     core::{
         auth::CurrentUser,
         ids::{JobId, ThreadId, UserId},
@@ -105,18 +105,11 @@ pub async fn book(
     let in_future = (body.scheduled_at > Utc::now())
         .then_some(())
         .ok_or_else(|| FieldError::new("scheduled_at", "must be in the future"));
-    let errors: Vec<FieldError> = [
-        address.as_ref().err(),
-        notes.as_ref().err(),
-        in_future.as_ref().err(),
-    ]
-    .into_iter()
-    .flatten()
-    .cloned()
-    .collect();
-    if !errors.is_empty() {
-        return Err(AppError::invalid_fields(errors));
-    }
+    all_valid([
+        address.as_ref().err().cloned(),
+        notes.as_ref().err().cloned(),
+        in_future.as_ref().err().cloned(),
+    ])?;
     let (address, notes) = (address?, notes?);
     let worker = UserId(listing.worker_id);
     let ends_at =

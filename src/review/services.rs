@@ -4,12 +4,12 @@ use diesel::{
     dsl::{count_star, sum},
     prelude::*,
 };
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{
     core::{
         auth::CurrentUser,
-        ids::{JobId, ReviewId, UserId},
+        ids::{JobId, ReviewId, ServiceId, UserId},
         json::DeferredJson,
         pagination::{self, Page},
     },
@@ -83,29 +83,16 @@ pub async fn create(
                 ) => AppError::conflict("review_exists", "this job has already been reviewed"),
                 other => other.into(),
             })?;
-        let (total, count): (Option<i64>, i64) = reviews::table
-            .filter(reviews::worker_id.eq(job.worker_id))
-            .filter(reviews::hidden.eq(false))
-            .select((sum(reviews::rating), count_star()))
-            .first(conn)
-            .await?;
+        let (avg, count) = summary(conn, Scope::Worker(job.worker_id)).await?;
         diesel::update(workers::table.find(job.worker_id))
-            .set((
-                workers::rating_avg.eq(average(total, count)),
-                workers::rating_count.eq(count_i32(count)),
-            ))
+            .set((workers::rating_avg.eq(avg), workers::rating_count.eq(count)))
             .execute(conn)
             .await?;
-        let (total, count): (Option<i64>, i64) = reviews::table
-            .filter(reviews::service_id.eq(job.service_id))
-            .filter(reviews::hidden.eq(false))
-            .select((sum(reviews::rating), count_star()))
-            .first(conn)
-            .await?;
+        let (avg, count) = summary(conn, Scope::Service(job.service_id)).await?;
         diesel::update(services::table.find(job.service_id))
             .set((
-                services::rating_avg.eq(average(total, count)),
-                services::rating_count.eq(count_i32(count)),
+                services::rating_avg.eq(avg),
+                services::rating_count.eq(count),
             ))
             .execute(conn)
             .await?;
@@ -114,13 +101,31 @@ pub async fn create(
     .await
 }
 
-/// The mean of `count` ratings summing to `total`; none without ratings.
-fn average(total: Option<i64>, count: i64) -> Option<f64> {
-    total.filter(|_| count > 0).map(|t| t as f64 / count as f64)
+/// Whose rating a summary is.
+enum Scope {
+    Worker(UserId),
+    Service(ServiceId),
 }
 
-fn count_i32(count: i64) -> i32 {
-    i32::try_from(count).unwrap_or(i32::MAX)
+/// The mean and number of the visible reviews matching `scope`, recomputed from the rows
+/// (not incremented), so hiding or concurrent reviews can never make them drift.
+async fn summary(
+    conn: &mut AsyncPgConnection,
+    scope: Scope,
+) -> Result<(Option<f64>, i32), AppError> {
+    let query = reviews::table
+        .filter(reviews::hidden.eq(false))
+        .into_boxed();
+    let query = match scope {
+        Scope::Worker(id) => query.filter(reviews::worker_id.eq(id)),
+        Scope::Service(id) => query.filter(reviews::service_id.eq(id)),
+    };
+    let (total, count): (Option<i64>, i64) = query
+        .select((sum(reviews::rating), count_star()))
+        .first(conn)
+        .await?;
+    let average = total.filter(|_| count > 0).map(|t| t as f64 / count as f64);
+    Ok((average, i32::try_from(count).unwrap_or(i32::MAX)))
 }
 
 /// A worker's visible reviews, newest first (404 for unknown or suspended workers).

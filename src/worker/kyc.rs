@@ -296,6 +296,14 @@ async fn record(
     .await
 }
 
+/// Which submissions a list shows, and in which order.
+enum Listing {
+    /// A worker's own, newest first.
+    Mine(UserId),
+    /// The admin queue for one status, oldest first.
+    Queue(KycDecision),
+}
+
 /// The worker's own submissions, newest first.
 pub async fn list_mine(
     state: &AppState,
@@ -303,20 +311,7 @@ pub async fn list_mine(
     limit: Option<i64>,
     cursor: Option<&str>,
 ) -> Result<Page<KycSubmission>, AppError> {
-    let limit = pagination::limit(limit)?;
-    let after: Option<KycId> = state.cursors.decode_opt(cursor)?;
-    let mut query = kyc_submissions::table
-        .filter(kyc_submissions::worker_id.eq(worker))
-        .order(kyc_submissions::id.desc())
-        .limit(limit + 1)
-        .select(KycRow::as_select())
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(kyc_submissions::id.lt(after));
-    }
-    let mut conn = state.db.get().await?;
-    let rows = query.load(&mut conn).await?;
-    pagination::paginate(&state.cursors, rows, limit, |r| r.id, KycSubmission::from)
+    list(state, Listing::Mine(worker), limit, cursor).await
 }
 
 /// The admin queue: submissions in `status` (pending by default), oldest first.
@@ -326,17 +321,47 @@ pub async fn queue(
     limit: Option<i64>,
     cursor: Option<&str>,
 ) -> Result<Page<KycSubmission>, AppError> {
+    list(
+        state,
+        Listing::Queue(status.unwrap_or(KycDecision::Pending)),
+        limit,
+        cursor,
+    )
+    .await
+}
+
+async fn list(
+    state: &AppState,
+    listing: Listing,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<KycSubmission>, AppError> {
     let limit = pagination::limit(limit)?;
     let after: Option<KycId> = state.cursors.decode_opt(cursor)?;
     let mut query = kyc_submissions::table
-        .filter(kyc_submissions::status.eq(status.unwrap_or(KycDecision::Pending)))
-        .order(kyc_submissions::id.asc())
-        .limit(limit + 1)
         .select(KycRow::as_select())
+        .limit(limit + 1)
         .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(kyc_submissions::id.gt(after));
-    }
+    query = match (listing, after) {
+        (Listing::Mine(worker), after) => {
+            let query = query
+                .filter(kyc_submissions::worker_id.eq(worker))
+                .order(kyc_submissions::id.desc());
+            match after {
+                Some(after) => query.filter(kyc_submissions::id.lt(after)),
+                None => query,
+            }
+        }
+        (Listing::Queue(status), after) => {
+            let query = query
+                .filter(kyc_submissions::status.eq(status))
+                .order(kyc_submissions::id.asc());
+            match after {
+                Some(after) => query.filter(kyc_submissions::id.gt(after)),
+                None => query,
+            }
+        }
+    };
     let mut conn = state.db.get().await?;
     let rows = query.load(&mut conn).await?;
     pagination::paginate(&state.cursors, rows, limit, |r| r.id, KycSubmission::from)
