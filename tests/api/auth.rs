@@ -475,16 +475,8 @@ async fn suspension_revokes_everything_and_survives_reinstatement() {
         StatusCode::OK
     );
 
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    use marketplace::db::{enums::AuditAction, schema::audit_log};
-    let mut conn = app.state.db.get().await.expect("conn");
-    let rows: Vec<(AuditAction, String, Option<String>)> = audit_log::table
-        .order(audit_log::id)
-        .select((audit_log::action, audit_log::target_type, audit_log::reason))
-        .load(&mut conn)
-        .await
-        .expect("audit rows");
+    use marketplace::db::enums::AuditAction;
+    let rows = app.audit_rows().await;
     assert_eq!(
         rows,
         [

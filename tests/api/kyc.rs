@@ -37,12 +37,12 @@ async fn type_comes_from_the_bytes_not_the_client() {
     let app = TestApp::spawn().await;
     let (_, worker) = app.user("kyc@example.com", "worker").await;
     let pdf_as_png = app
-        .upload(
+        .upload_document(
             &worker.access,
-            vec![
-                ("document_type", None, "text/plain", b"passport".to_vec()),
-                ("file", Some("scan.png"), "image/png", PDF.to_vec()),
-            ],
+            "passport",
+            "scan.png",
+            "image/png",
+            PDF.to_vec(),
         )
         .await;
     assert_eq!(
@@ -62,12 +62,12 @@ async fn type_comes_from_the_bytes_not_the_client() {
     assert_eq!(pdf_as_png.json["sha256"], expected);
 
     let png_as_pdf = app
-        .upload(
+        .upload_document(
             &worker.access,
-            vec![
-                ("document_type", None, "text/plain", b"national_id".to_vec()),
-                ("file", Some("scan.pdf"), "application/pdf", PNG.to_vec()),
-            ],
+            "national_id",
+            "scan.pdf",
+            "application/pdf",
+            PNG.to_vec(),
         )
         .await;
     assert_eq!(
@@ -122,12 +122,12 @@ async fn rejected_uploads_leave_neither_file_nor_row() {
     html.assert_problem(415, "unsupported_media_type");
 
     let empty = app
-        .upload(
+        .upload_document(
             &worker.access,
-            vec![
-                ("document_type", None, "text/plain", b"passport".to_vec()),
-                ("file", Some("x.pdf"), "application/pdf", Vec::new()),
-            ],
+            "passport",
+            "x.pdf",
+            "application/pdf",
+            Vec::new(),
         )
         .await;
     empty.assert_problem(422, "validation_failed");
@@ -180,13 +180,7 @@ async fn rejected_uploads_leave_neither_file_nor_row() {
     let mut big = PDF.to_vec();
     big.resize(1025, b'x');
     let over = app
-        .upload(
-            &worker.access,
-            vec![
-                ("document_type", None, "text/plain", b"passport".to_vec()),
-                ("file", Some("x.pdf"), "application/pdf", big),
-            ],
-        )
+        .upload_document(&worker.access, "passport", "x.pdf", "application/pdf", big)
         .await;
     over.assert_problem(413, "payload_too_large");
     assert_eq!(over.header("connection"), Some("close"));
@@ -413,16 +407,8 @@ async fn review_rules_and_kyc_status() {
         "a rejection takes the approval away"
     );
 
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    use marketplace::db::{enums::AuditAction, schema::audit_log};
-    let mut conn = app.state.db.get().await.expect("conn");
-    let rows: Vec<(AuditAction, String, Option<String>)> = audit_log::table
-        .order(audit_log::id)
-        .select((audit_log::action, audit_log::target_type, audit_log::reason))
-        .load(&mut conn)
-        .await
-        .expect("audit");
+    use marketplace::db::enums::AuditAction;
+    let rows = app.audit_rows().await;
     assert_eq!(
         rows,
         [
@@ -449,13 +435,7 @@ async fn an_oversized_non_document_is_415_not_413() {
     let mut html = b"<html>".to_vec();
     html.resize(4000, b'a');
     let reply = app
-        .upload(
-            &worker.access,
-            vec![
-                ("document_type", None, "text/plain", b"passport".to_vec()),
-                ("file", Some("x.pdf"), "application/pdf", html),
-            ],
-        )
+        .upload_document(&worker.access, "passport", "x.pdf", "application/pdf", html)
         .await;
     reply.assert_problem(415, "unsupported_media_type");
 }
@@ -468,12 +448,12 @@ async fn pending_submissions_are_capped() {
         app.submit_kyc(&worker.access).await;
     }
     let sixth = app
-        .upload(
+        .upload_document(
             &worker.access,
-            vec![
-                ("document_type", None, "text/plain", b"passport".to_vec()),
-                ("file", Some("x.pdf"), "application/pdf", PDF.to_vec()),
-            ],
+            "passport",
+            "x.pdf",
+            "application/pdf",
+            PDF.to_vec(),
         )
         .await;
     sixth.assert_problem(409, "kyc_too_many_pending");

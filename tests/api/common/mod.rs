@@ -315,20 +315,56 @@ impl TestApp {
         Reply::from(response).await
     }
 
+    /// POSTs the usual two-field KYC form: `document_type`, and `file` as `name` with the
+    /// client's claimed Content-Type.
+    pub async fn upload_document(
+        &self,
+        token: &str,
+        document_type: &'static str,
+        name: &'static str,
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    ) -> Reply {
+        self.upload(
+            token,
+            vec![
+                (
+                    "document_type",
+                    None,
+                    "text/plain",
+                    document_type.as_bytes().to_vec(),
+                ),
+                ("file", Some(name), content_type, bytes),
+            ],
+        )
+        .await
+    }
+
+    /// Every audit row, oldest first, as `(action, target type, reason)`.
+    pub async fn audit_rows(
+        &self,
+    ) -> Vec<(marketplace::db::enums::AuditAction, String, Option<String>)> {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use marketplace::db::schema::audit_log;
+        let mut conn = self.state.db.get().await.expect("conn");
+        audit_log::table
+            .order(audit_log::id)
+            .select((audit_log::action, audit_log::target_type, audit_log::reason))
+            .load(&mut conn)
+            .await
+            .expect("audit rows")
+    }
+
     /// Uploads a passport PDF and returns the submission id.
     pub async fn submit_kyc(&self, token: &str) -> String {
         let reply = self
-            .upload(
+            .upload_document(
                 token,
-                vec![
-                    ("document_type", None, "text/plain", b"passport".to_vec()),
-                    (
-                        "file",
-                        Some("passport.pdf"),
-                        "application/pdf",
-                        PDF.to_vec(),
-                    ),
-                ],
+                "passport",
+                "passport.pdf",
+                "application/pdf",
+                PDF.to_vec(),
             )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
