@@ -43,7 +43,7 @@ impl OpsApi {
     #[oai(path = "/ready", method = "get")]
     async fn ready(&self, state: Data<&AppState>) -> Result<Json<Status>, AppError> {
         let database = async {
-            let mut conn = state.db.get().await?;
+            let mut conn = state.conn().await?;
             conn.batch_execute("SELECT 1").await.map_err(AppError::from)
         };
         let redis = core::redis::run(&state.redis, async |conn| {

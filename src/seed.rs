@@ -208,7 +208,7 @@ pub async fn seed(
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
 
     bar.set_message("workers");
     let mut worker_ids = Vec::with_capacity(amounts.workers);

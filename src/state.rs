@@ -2,6 +2,8 @@
 
 use std::{ops::Deref, sync::Arc};
 
+use diesel_async::pooled_connection::deadpool::PoolError;
+
 use crate::{
     config::Settings,
     core::{
@@ -66,5 +68,10 @@ impl AppState {
             redis,
             settings,
         })))
+    }
+
+    /// Borrows a database connection (see [`db::checkout`]).
+    pub async fn conn(&self) -> Result<db::DbConn, PoolError> {
+        db::checkout(&self.db).await
     }
 }

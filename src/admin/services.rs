@@ -45,7 +45,7 @@ pub async fn set_status(
     if target == admin.id && status == UserStatus::Suspended {
         return Err(AppError::Forbidden("admins cannot suspend themselves"));
     }
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let user = conn
         .transaction::<_, AppError, _>(async move |conn| {
             users::table

@@ -55,7 +55,7 @@ pub async fn create_user(
     role: UserRole,
 ) -> Result<UserRow, AppError> {
     let password_hash = state.passwords.hash(password).await?;
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         let user: UserRow = diesel::insert_into(users::table)
             .values(NewUser {
@@ -127,7 +127,7 @@ pub async fn login(
     // A malformed email cannot match an account; it still costs a hash below.
     let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
     state.limits.check_login(ip, &email)?;
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let user: Option<UserRow> = users::table
         .filter(users::email.eq(&email))
         .select(UserRow::as_select())
@@ -163,7 +163,7 @@ pub async fn logout(
 }
 
 pub async fn me(state: &AppState, caller: CurrentUser) -> Result<User, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let user: UserRow = users::table
         .find(caller.id)
         .select(UserRow::as_select())
@@ -181,7 +181,7 @@ pub async fn change_password(
     body: PasswordChangeRequest,
 ) -> Result<(), AppError> {
     state.limits.check_login(ip, &caller.id.to_string())?;
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let verified_hash: String = users::table
         .find(caller.id)
         .select(users::password_hash)
@@ -198,7 +198,7 @@ pub async fn change_password(
     }
     check_password("new_password", &body.new_password)?;
     let new_hash = state.passwords.hash(Secret::new(body.new_password)).await?;
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         // Two changes racing: the second finds the hash it verified gone and fails.
         let stored: String = users::table

@@ -95,7 +95,7 @@ async fn issue_pair(
 /// password change either sees this session (and revokes it) or commits first, in which
 /// case this login is refused.
 pub async fn open(state: &AppState, user: &UserRow) -> Result<TokenPair, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         let (status, hash): (UserStatus, String) = users::table
             .find(user.id)
@@ -135,7 +135,7 @@ enum Rotation {
 /// Exchanges a refresh token for a new pair.
 pub async fn rotate(state: &AppState, presented: &str) -> Result<TokenPair, AppError> {
     let hash = digest(presented);
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let rotation = conn
         .transaction::<_, AppError, _>(async move |conn| {
             let consumed: Option<SessionId> = diesel::update(refresh_tokens::table)
@@ -203,7 +203,7 @@ pub async fn session_of(
     user: UserId,
     presented: &str,
 ) -> Result<Option<SessionId>, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     Ok(refresh_tokens::table
         .inner_join(login_sessions::table)
         .filter(refresh_tokens::token_hash.eq(digest(presented)))
@@ -231,7 +231,7 @@ pub async fn revoke(
     scope: Scope<'_>,
     reason: RevokeReason,
 ) -> Result<(), AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         revoke_in(state, conn, scope, reason).await
     })

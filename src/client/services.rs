@@ -36,7 +36,7 @@ async fn load(conn: &mut AsyncPgConnection, id: UserId) -> Result<ClientProfile,
 }
 
 pub async fn profile(state: &AppState, me: UserId) -> Result<ClientProfile, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     load(&mut conn, me).await
 }
 
@@ -71,7 +71,7 @@ pub async fn update(
         city.as_ref().err().cloned(),
     ])?;
     let (full_name, phone, city) = (full_name?, phone?, city?);
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         let now = chrono::Utc::now();
         if let Some(name) = full_name {
@@ -99,7 +99,7 @@ pub async fn add_favorite(
     me: UserId,
     service: ServiceId,
 ) -> Result<(), AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     search::ensure_visible(&mut conn, service).await?;
     diesel::insert_into(favorites::table)
         .values((
@@ -118,7 +118,7 @@ pub async fn remove_favorite(
     me: UserId,
     service: ServiceId,
 ) -> Result<(), AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     diesel::delete(favorites::table.find((me, service)))
         .execute(&mut conn)
         .await?;

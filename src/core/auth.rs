@@ -32,7 +32,9 @@ async fn verify(req: &Request, token: &str) -> Result<CurrentUser, AppError> {
         .data::<AppState>()
         .ok_or_else(|| AppError::internal("application state missing"))?;
     let claims = state.tokens.verify(token)?;
-    if state.revocations.is_revoked(&state.db, claims.sid).await? {
+    // Boxed: the revocation check (Redis, with a PostgreSQL fallback) is a future of
+    // several KiB that every guarded handler's future would otherwise carry and copy.
+    if Box::pin(state.revocations.is_revoked(&state.db, claims.sid)).await? {
         return Err(AppError::TokenRevoked);
     }
     Ok(CurrentUser {

@@ -70,7 +70,7 @@ impl Revocations {
             return Ok(revoked.is_some());
         }
         self.spawn_refill(db.clone());
-        let mut conn = db.get().await?;
+        let mut conn = crate::db::checkout(db).await?;
         let revoked_at: Option<Option<chrono::DateTime<chrono::Utc>>> = login_sessions::table
             .find(session)
             .select(login_sessions::revoked_at)
@@ -106,7 +106,7 @@ impl Revocations {
     /// writes the marker. Returns how many sessions it copied.
     pub async fn refill(&self, db: &DbPool) -> Result<usize, AppError> {
         let since = chrono::Utc::now() - self.ttl;
-        let mut conn = db.get().await?;
+        let mut conn = crate::db::checkout(db).await?;
         let sessions: Vec<SessionId> = login_sessions::table
             .filter(login_sessions::revoked_at.gt(since))
             .select(login_sessions::id)

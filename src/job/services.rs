@@ -84,7 +84,7 @@ pub async fn book(
     body: NewJob,
     key: Option<String>,
 ) -> Result<(Job, bool), AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let mut sql = Sql::new();
     sql.push("SELECT s.worker_id, s.price_cents, s.duration_minutes, w.timezone FROM ")
         .push(FROM_CATALOG)
@@ -224,7 +224,7 @@ async fn load(
 }
 
 pub async fn get(state: &AppState, caller: CurrentUser, id: JobId) -> Result<Job, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     load(&mut conn, caller, id).await.map(Job::from)
 }
 
@@ -316,7 +316,7 @@ pub async fn act(
     action: Action,
     body: Option<&DeferredJson<ReasonBody>>,
 ) -> Result<Job, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let job = load(&mut conn, caller, id).await?;
     let decided = lifecycle::transition(job.status, action, party(&job, caller));
     if decided == Err(Refusal::NotYours) {
@@ -405,7 +405,7 @@ pub async fn list(
     if let Some(after) = after {
         query = query.filter(jobs::id.lt(after));
     }
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let rows = query.load(&mut conn).await?;
     pagination::paginate(&state.cursors, rows, limit, |r| r.id, Job::from)
 }
@@ -420,7 +420,7 @@ pub async fn events(
 ) -> Result<Page<JobEvent>, AppError> {
     let limit = pagination::limit(limit)?;
     let after: Option<i64> = state.cursors.decode_opt(cursor)?;
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     load(&mut conn, caller, id).await?;
     let mut query = job_events::table
         .filter(job_events::job_id.eq(id))
@@ -439,7 +439,7 @@ pub async fn events(
 /// instance is expiring: several sweepers never log a job twice. Returns how many.
 pub async fn expire_due(state: &AppState, batch: i64) -> Result<usize, AppError> {
     let mut total = 0;
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     loop {
         let mut sql = Sql::new();
         sql.push(

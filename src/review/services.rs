@@ -32,7 +32,7 @@ pub async fn create(
     job_id: JobId,
     body: &DeferredJson<NewReview>,
 ) -> Result<Review, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let job = for_review(&mut conn, caller, job_id).await?;
     // Parsed only now: 404 and 403 come before a malformed body's 422.
     let body = body.parse()?;
@@ -137,7 +137,7 @@ pub async fn for_worker(
 ) -> Result<Page<Review>, AppError> {
     let limit = pagination::limit(limit)?;
     let after: Option<ReviewId> = state.cursors.decode_opt(cursor)?;
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     users::table
         .inner_join(workers::table)
         .filter(users::id.eq(worker))

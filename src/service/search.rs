@@ -158,7 +158,7 @@ pub async fn search(
     });
     sql.push(" LIMIT ").bind::<BigInt, _>(limit + 1);
 
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let rows: Vec<Ranked> = sql.load(&mut conn).await?;
     pagination::paginate(
         &state.cursors,
@@ -242,7 +242,7 @@ pub async fn find(
         .push(" OR ")
         .bind::<Bool, _>(caller.is_some_and(|c| c.role == UserRole::Admin))
         .push(")");
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let row: ServiceRow = sql.get_result(&mut conn).await?;
     Ok(row.into())
 }
@@ -300,7 +300,7 @@ pub async fn favorites(
     }
     sql.push(" ORDER BY f.created_at DESC, f.service_id DESC LIMIT ")
         .bind::<BigInt, _>(limit + 1);
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let rows: Vec<Favorite> = sql.load(&mut conn).await?;
     pagination::paginate(
         &state.cursors,

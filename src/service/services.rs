@@ -70,7 +70,7 @@ pub async fn create(
         price_cents = price(body.price_cents),
         duration_minutes = duration(body.duration_minutes.unwrap_or(DEFAULT_DURATION)),
     }
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let row: ServiceRow = diesel::insert_into(services::table)
         .values((
             services::id.eq(ServiceId::new()),
@@ -143,7 +143,7 @@ pub async fn update(
     id: ServiceId,
     patch: ServicePatch,
 ) -> Result<Service, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         owned(conn, worker, id).await?;
         fields! {
@@ -177,7 +177,7 @@ pub async fn update(
 
 /// Soft delete: jobs that reference the listing keep working.
 pub async fn delete(state: &AppState, worker: UserId, id: ServiceId) -> Result<(), AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         owned(conn, worker, id).await?;
         diesel::update(services::table.find(id))
@@ -210,7 +210,7 @@ pub async fn list_own(
     if let Some(after) = after {
         query = query.filter(services::id.lt(after));
     }
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let rows = query.load(&mut conn).await?;
     pagination::paginate(&state.cursors, rows, limit, |r| r.id, Service::from)
 }
@@ -224,7 +224,7 @@ pub async fn set_hidden(
     hidden: bool,
     reason: Option<&str>,
 ) -> Result<Service, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         let status: ServiceStatus = services::table
             .find(id)

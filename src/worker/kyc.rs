@@ -256,7 +256,7 @@ async fn record(
     size: u64,
     sha256: &str,
 ) -> Result<KycSubmission, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         // Checked under the worker lock that `refresh_status` also takes.
         workers::table
@@ -362,7 +362,7 @@ async fn list(
             }
         }
     };
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let rows = query.load(&mut conn).await?;
     pagination::paginate(&state.cursors, rows, limit, |r| r.id, KycSubmission::from)
 }
@@ -376,7 +376,7 @@ pub async fn file(state: &AppState, caller: CurrentUser, id: KycId) -> Result<Do
     if caller.role != UserRole::Admin {
         query = query.filter(kyc_submissions::worker_id.eq(caller.id));
     }
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     let row: KycRow = query.first(&mut conn).await?;
     drop(conn);
     let kind = FileKind::from_content_type(&row.content_type).ok_or_else(|| {
@@ -406,7 +406,7 @@ pub async fn decide(
     decision: KycDecision,
     reason: Option<&str>,
 ) -> Result<KycSubmission, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         let current: KycDecision = kyc_submissions::table
             .find(id)

@@ -29,7 +29,7 @@ pub async fn profile(
     id: UserId,
     only_active: bool,
 ) -> Result<WorkerProfile, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     load(&mut conn, id, only_active).await
 }
 
@@ -134,7 +134,7 @@ pub async fn update(
     }
     let (full_name, bio, city, skills, timezone) = (full_name?, bio?, city?, skills?, timezone?);
 
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         if let Some(name) = full_name {
             diesel::update(users::table.find(me))
@@ -203,7 +203,7 @@ pub async fn replace_availability(
         .map(|s| (s.weekday, s.start.as_str(), s.end.as_str()))
         .collect();
     let slots = availability::validate(&raw).map_err(AppError::invalid_fields)?;
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async |conn| {
         // Two saves racing would otherwise each delete, then both insert.
         workers::table
@@ -238,7 +238,7 @@ pub async fn replace_availability(
 
 /// A worker's schedule; 404 for unknown or suspended workers.
 pub async fn availability(state: &AppState, id: UserId) -> Result<Availability, AppError> {
-    let mut conn = state.db.get().await?;
+    let mut conn = state.conn().await?;
     users::table
         .filter(users::id.eq(id))
         .filter(users::status.eq(UserStatus::Active))
