@@ -29,14 +29,15 @@ use poem::{
     middleware::{Cors, SetHeader},
 };
 
-use crate::{
-    core::{limiter, request_id},
-    state::AppState,
-};
+use crate::{core::edge::Edge, state::AppState};
 
-/// The complete HTTP application: API, docs, probes, and the middleware stack
-/// (outermost first) security headers → request id, metrics and problem+json → state
-/// → CORS → client IP and rate limit.
+/// The complete HTTP application: API, docs and probes behind the [`Edge`] (request id,
+/// state, client IP and rate limit, problem+json, metrics), then CORS when origins are
+/// configured, then the security headers.
+///
+/// CORS sits outside the edge so that every answer the edge gives, a 429 included,
+/// carries the CORS headers a browser needs to read it; preflights are answered by CORS
+/// alone (unlimited, as before, and without a request id).
 pub fn app(state: AppState) -> impl Endpoint {
     // Install the metrics recorder before the first request is counted.
     core::metrics::handle();
@@ -45,14 +46,15 @@ pub fn app(state: AppState) -> impl Endpoint {
     let docs = api.swagger_ui();
     let cors = (!state.settings.cors_origins.is_empty())
         .then(|| Cors::new().allow_origins(state.settings.cors_origins.iter().map(String::as_str)));
-    Route::new()
+    let routes = Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)
-        .around(limiter::limit)
+        .boxed();
+    Edge::new(state, routes)
         .with_if(cors.is_some(), cors.unwrap_or_default())
-        .data(state)
-        .around(request_id::observe)
+        // CORS refusals (a foreign origin, an unlisted method) as problem+json too.
+        .catch_all_error(|err| async move { error::into_problem(err) })
         .with(security_headers())
 }
 

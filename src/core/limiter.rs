@@ -16,12 +16,8 @@ use governor::{
     clock::{Clock, DefaultClock},
 };
 use ipnet::IpNet;
-use poem::{Endpoint, Request};
 
-use crate::{config::Settings, error::AppError, state::AppState};
-
-/// Paths that are never limited: probes and scrapes must always answer.
-const EXEMPT: &[&str] = &["/health", "/ready", "/metrics"];
+use crate::{config::Settings, error::AppError};
 
 /// The client's address, after `X-Forwarded-For` from a trusted proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,27 +135,6 @@ where
 
 /// How often idle limiter keys are evicted.
 pub const EVICTION_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Resolves the client IP for everyone downstream and applies the per-IP limit.
-pub async fn limit<E: Endpoint>(next: E, mut req: Request) -> poem::Result<E::Output> {
-    let state = req
-        .data::<AppState>()
-        .cloned()
-        .ok_or_else(|| AppError::internal("application state missing"))?;
-    let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
-    let forwarded: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let ip = ClientIp::resolve(peer, forwarded.into_iter(), &state.settings.trusted_proxies);
-    req.set_data(ip);
-    if !EXEMPT.contains(&req.uri().path()) {
-        state.limits.check_request(ip)?;
-    }
-    next.call(req).await
-}
 
 #[cfg(test)]
 mod tests {

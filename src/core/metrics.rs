@@ -1,7 +1,12 @@
 //! Prometheus metrics through the `metrics` facade: the recorder is process-wide,
 //! installed once; `/metrics` renders it after refreshing the pool gauges.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use metrics::{Label, SharedString};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -31,15 +36,17 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Counts one finished request by route template (not raw path: bounded cardinality).
-pub fn record_request(method: &str, route: String, status: u16, elapsed: Duration) {
+/// Counts one finished request by route template (not raw path: bounded cardinality);
+/// requests that matched no route count as `unmatched`.
+pub fn record_request(method: &str, route: Option<Arc<str>>, status: u16, elapsed: Duration) {
+    let route = route.map_or(SharedString::const_str("unmatched"), SharedString::from);
     let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", status.to_string()),
+        Label::new("method", method.to_owned()),
+        Label::new("route", route),
+        Label::new("status", status.to_string()),
     ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2])
+    metrics::counter!("http_requests_total", labels.iter()).increment(1);
+    metrics::histogram!("http_request_duration_seconds", labels[..2].iter())
         .record(elapsed.as_secs_f64());
 }
 

@@ -1,15 +1,7 @@
-//! The outermost middleware: request id, tracing span, access log, metrics, and the
-//! last-resort conversion of any error into problem+json.
+//! The request id: the client's own when it is safe to log and echo, a fresh one otherwise
+//! (the [`edge`](crate::core::edge) puts it on the span and in `X-Request-Id`).
 
-use std::time::Instant;
-
-use poem::{
-    Endpoint, IntoResponse, PathPattern, Request, Response,
-    http::{HeaderName, HeaderValue},
-};
-use tracing::Instrument;
-
-use crate::error::into_problem;
+use poem::http::HeaderName;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -32,50 +24,6 @@ impl RequestId {
     pub fn generate() -> Self {
         Self(uuid::Uuid::now_v7().simple().to_string())
     }
-}
-
-/// Wraps the whole router. Only the path is logged: a query string can carry a ticket.
-pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
-    let started = Instant::now();
-    let id = req
-        .headers()
-        .get(&REQUEST_ID_HEADER)
-        .and_then(|v| RequestId::from_client(v.as_bytes()))
-        .unwrap_or_else(RequestId::generate);
-    let method = req.method().clone();
-    let span =
-        tracing::info_span!("request", request_id = %id.0, %method, path = %req.uri().path());
-    req.set_data(id.clone());
-
-    let mut response = match next.call(req).instrument(span.clone()).await {
-        Ok(response) => response.into_response(),
-        Err(err) => {
-            let route = err.data::<PathPattern>().cloned();
-            let mut response = span.in_scope(|| into_problem(err));
-            if let Some(route) = route {
-                response.set_data(route);
-            }
-            response
-        }
-    };
-
-    let status = response.status();
-    let elapsed = started.elapsed();
-    let route = response
-        .data::<PathPattern>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.0.to_string());
-    crate::core::metrics::record_request(method.as_str(), route, status.as_u16(), elapsed);
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "request finished"
-        );
-    });
-    if let Ok(value) = HeaderValue::from_str(&id.0) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    Ok(response)
 }
 
 #[cfg(test)]

@@ -349,6 +349,61 @@ async fn cors_allows_only_configured_origins() {
     );
 }
 
+/// Every error (poem's 404, a guard's 401, the limiter's 429) is problem+json with CORS
+/// headers, so a browser can read it; a foreign origin is refused as problem+json.
+#[tokio::test]
+async fn cors_headers_reach_errors_and_refusals_are_problems() {
+    let app = TestApp::spawn_with(&[
+        ("CORS_ORIGINS", "https://app.example.com"),
+        ("RATE_LIMIT_PER_SEC", "1"),
+        ("RATE_LIMIT_BURST", "2"),
+    ])
+    .await;
+    let get_path = |path: &'static str, origin: &'static str| {
+        app.client
+            .get(app.url(path))
+            .header("origin", origin)
+            .send()
+    };
+    let get = |origin: &'static str| get_path("/api/v1/auth/me", origin);
+    let allow_origin = |reply: &reqwest::Response| {
+        reply
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.as_bytes().to_vec())
+    };
+    let missing = get_path("/api/v1/nothing-here", "https://app.example.com")
+        .await
+        .expect("send");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(allow_origin(&missing).is_some());
+    let unauthorized = get("https://app.example.com").await.expect("send");
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        allow_origin(&unauthorized).as_deref(),
+        Some(&b"https://app.example.com"[..])
+    );
+    assert!(unauthorized.headers().contains_key("x-request-id"));
+    let limited = get("https://app.example.com").await.expect("send");
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        allow_origin(&limited).as_deref(),
+        Some(&b"https://app.example.com"[..])
+    );
+    let refused = get("https://evil.example.com").await.expect("send");
+    assert!(allow_origin(&refused).is_none());
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json",
+        "{refused:?}"
+    );
+    assert_eq!(refused.headers()["x-content-type-options"], "nosniff");
+}
+
 #[tokio::test]
 async fn security_headers_are_on_every_response() {
     let app = TestApp::spawn().await;
