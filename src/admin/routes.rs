@@ -13,7 +13,7 @@ use crate::{
     core::{
         auth::AdminUser,
         ids::{KycId, ServiceId, UserId},
-        json::JsonBody,
+        json::{JsonBody, JsonOut},
         pagination::Page,
     },
     db::enums::{KycDecision, UserStatus},
@@ -112,10 +112,10 @@ impl AdminApi {
         state: Data<&AppState>,
         id: Path<ServiceId>,
         body: JsonBody<ReasonRequest>,
-    ) -> Result<Json<Service>, AppError> {
+    ) -> Result<JsonOut<Service>, AppError> {
         listings::set_hidden(&state, admin.0, id.0, true, body.0.reason.as_deref())
             .await
-            .map(Json)
+            .map(JsonOut)
     }
 
     /// Make a hidden listing public again.
@@ -125,9 +125,9 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<ServiceId>,
-    ) -> Result<Json<Service>, AppError> {
+    ) -> Result<JsonOut<Service>, AppError> {
         listings::set_hidden(&state, admin.0, id.0, false, None)
             .await
-            .map(Json)
+            .map(JsonOut)
     }
 }

@@ -12,7 +12,12 @@ use crate::{
         schemas::{ClientPatch, ClientProfile},
         services,
     },
-    core::{auth::ClientUser, ids::ServiceId, json::JsonBody, pagination::Page},
+    core::{
+        auth::ClientUser,
+        ids::ServiceId,
+        json::{JsonBody, JsonOut},
+        pagination::Page,
+    },
     error::AppError,
     routes::{ApiTags, NoContent},
     service::{schemas::Service, search},
@@ -52,10 +57,10 @@ impl ClientsApi {
         state: Data<&AppState>,
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<Service>>, AppError> {
+    ) -> Result<JsonOut<Page<Service>>, AppError> {
         search::favorites(&state, user.0.id, limit.0, cursor.0.as_deref())
             .await
-            .map(Json)
+            .map(JsonOut)
     }
 
     /// Add a public listing to favorites (idempotent).

@@ -33,7 +33,7 @@ pub fn limit(requested: Option<i64>) -> Result<i64, AppError> {
 }
 
 /// One page of a list.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct Page<T: ParseFromJSON + ToJSON + Type> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; null on the last page.

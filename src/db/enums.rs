@@ -20,6 +20,13 @@ macro_rules! pg_enum {
             }
         }
 
+        /// The same label as the OpenAPI enum (the `same_json` tests hold them together).
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
         impl ToSql<$sql, Pg> for $ty {
             fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> diesel::serialize::Result {
                 std::io::Write::write_all(out, self.as_str().as_bytes())?;
@@ -52,7 +59,6 @@ macro_rules! pg_enum {
     AsExpression,
     FromSqlRow,
     poem_openapi::Enum,
-    serde::Serialize,
     serde::Deserialize,
 )]
 #[diesel(sql_type = sql_types::UserRole)]

@@ -4,14 +4,13 @@ use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Path, Query},
-    payload::Json,
 };
 
 use crate::{
     core::{
         auth::{WorkerUser, optional_user},
         ids::{ServiceId, UserId},
-        json::JsonBody,
+        json::{JsonBody, JsonOut},
         pagination::Page,
     },
     error::AppError,
@@ -29,7 +28,7 @@ pub struct ServicesApi;
 #[derive(ApiResponse)]
 pub enum ServiceCreated {
     #[oai(status = 201)]
-    Created(Json<Service>),
+    Created(JsonOut<Service>),
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Services")]
@@ -44,7 +43,7 @@ impl ServicesApi {
     ) -> Result<ServiceCreated, AppError> {
         services::create(&state, user.0.id, body.0)
             .await
-            .map(|s| ServiceCreated::Created(Json(s)))
+            .map(|s| ServiceCreated::Created(JsonOut(s)))
     }
 
     /// Search public listings: full text `q` (relevance-ranked), filters, sorts, keyset pages.
@@ -67,7 +66,7 @@ impl ServicesApi {
         /// 1 to 100 (larger values are clamped); default 20.
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<Service>>, AppError> {
+    ) -> Result<JsonOut<Page<Service>>, AppError> {
         let filters = Search {
             q: q.0,
             category: category.0,
@@ -79,7 +78,7 @@ impl ServicesApi {
         };
         search::search(&state, filters, limit.0, cursor.0.as_deref())
             .await
-            .map(Json)
+            .map(JsonOut)
     }
 
     /// A listing: public ones for anyone; the owner and admins see it in any state.
@@ -89,9 +88,9 @@ impl ServicesApi {
         req: &Request,
         state: Data<&AppState>,
         id: Path<ServiceId>,
-    ) -> Result<Json<Service>, AppError> {
+    ) -> Result<JsonOut<Service>, AppError> {
         let caller = optional_user(req).await?;
-        search::find(&state, id.0, caller).await.map(Json)
+        search::find(&state, id.0, caller).await.map(JsonOut)
     }
 
     /// Change the caller's listing; absent fields are kept.
@@ -102,10 +101,10 @@ impl ServicesApi {
         state: Data<&AppState>,
         id: Path<ServiceId>,
         body: JsonBody<ServicePatch>,
-    ) -> Result<Json<Service>, AppError> {
+    ) -> Result<JsonOut<Service>, AppError> {
         services::update(&state, user.0.id, id.0, body.0)
             .await
-            .map(Json)
+            .map(JsonOut)
     }
 
     /// Delete the caller's listing (soft: bookings that reference it keep working).

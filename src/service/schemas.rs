@@ -2,14 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object, types::MaybeUndefined};
+use serde::Serialize;
 
 use crate::{
-    core::ids::{ServiceId, UserId},
+    core::{
+        ids::{ServiceId, UserId},
+        json::rfc3339,
+    },
     db::enums::{PricingUnit, ServiceStatus},
     service::models::ServiceRow,
 };
 
-#[derive(Debug, Object)]
+// Sent with serde through `JsonOut`; the `same_json` test below keeps both forms equal.
+#[derive(Debug, Object, Serialize)]
 pub struct Service {
     pub id: ServiceId,
     pub worker_id: UserId,
@@ -25,7 +30,9 @@ pub struct Service {
     pub status: ServiceStatus,
     pub rating_avg: Option<f64>,
     pub rating_count: i32,
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -86,4 +93,60 @@ pub enum SortOrder {
     PriceDesc,
     Rating,
     Newest,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::core::{json::assert_same_json, pagination::Page};
+
+    fn service() -> impl Strategy<Value = Service> {
+        (
+            any::<String>(),
+            any::<String>(),
+            any::<bool>(),
+            prop_oneof![Just(ServiceStatus::Active), Just(ServiceStatus::Hidden)],
+            proptest::option::of(1.0f64..=5.0),
+            0i64..4_102_444_800,
+            0u32..1_000_000_000,
+        )
+            .prop_map(
+                |(title, description, hourly, status, rating_avg, secs, nanos)| {
+                    let at = Utc.timestamp_opt(secs, nanos).single().expect("in range");
+                    Service {
+                        id: ServiceId::new(),
+                        worker_id: UserId::new(),
+                        title,
+                        description,
+                        category: "plumbing".into(),
+                        price_cents: i64::from(nanos),
+                        pricing_unit: if hourly {
+                            PricingUnit::Hourly
+                        } else {
+                            PricingUnit::Fixed
+                        },
+                        city: "Lisbon".into(),
+                        duration_minutes: 60,
+                        status,
+                        rating_avg,
+                        rating_count: 3,
+                        created_at: at,
+                        updated_at: at,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn same_json(items in proptest::collection::vec(service(), 0..3), next in proptest::option::of(any::<String>())) {
+            for item in &items {
+                assert_same_json(item);
+            }
+            assert_same_json(&Page { items, next_cursor: next });
+        }
+    }
 }

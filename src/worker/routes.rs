@@ -13,7 +13,7 @@ use crate::{
     core::{
         auth::{AnyUser, WorkerUser},
         ids::{KycId, UserId},
-        json::JsonBody,
+        json::{JsonBody, JsonOut},
         multipart::{FormSchema, MultipartForm, binary_field},
         pagination::Page,
         upload::Download,
@@ -99,10 +99,10 @@ impl WorkersApi {
         state: Data<&AppState>,
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<Service>>, AppError> {
+    ) -> Result<JsonOut<Page<Service>>, AppError> {
         listings::list_own(&state, user.0.id, limit.0, cursor.0.as_deref())
             .await
-            .map(Json)
+            .map(JsonOut)
     }
 
     /// Submit an identity document (multipart: `document_type`, `file`). The type is
