@@ -87,8 +87,12 @@ impl Endpoint for Edge {
 
         let status = response.status();
         let elapsed = started.elapsed();
-        let route = response.data::<PathPattern>().map(|p| p.0.clone());
-        metrics::record_request(method.as_str(), route, status.as_u16(), elapsed);
+        // poem marks a miss under a nested router with an empty pattern.
+        let route = response
+            .data::<PathPattern>()
+            .filter(|p| !p.0.is_empty())
+            .map(|p| p.0.clone());
+        metrics::record_request(&method, route, status.as_u16(), elapsed);
         span.in_scope(|| {
             tracing::info!(
                 status = status.as_u16(),

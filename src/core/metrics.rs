@@ -2,11 +2,13 @@
 //! installed once; `/metrics` renders it after refreshing the pool gauges.
 
 use std::{
-    sync::{Arc, OnceLock},
+    collections::HashMap,
+    sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock},
     time::Duration,
 };
 
-use metrics::{Label, SharedString};
+use metrics::{Counter, Histogram, Label, SharedString};
+use poem::http::Method;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -36,18 +38,63 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The two series a finished request updates.
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// (method, route template, status) → its series handles.
+type SeriesKey = (&'static str, Option<Arc<str>>, u16);
+
+/// Handles made once per series: building a metrics key (labels, hashing, a registry
+/// lookup) on every request cost more than the rest of the edge together.
+static SERIES: LazyLock<RwLock<HashMap<SeriesKey, Series>>> = LazyLock::new(RwLock::default);
+
 /// Counts one finished request by route template (not raw path: bounded cardinality);
 /// requests that matched no route count as `unmatched`.
-pub fn record_request(method: &str, route: Option<Arc<str>>, status: u16, elapsed: Duration) {
-    let route = route.map_or(SharedString::const_str("unmatched"), SharedString::from);
-    let labels = [
-        Label::new("method", method.to_owned()),
-        Label::new("route", route),
-        Label::new("status", status.to_string()),
+pub fn record_request(method: &Method, route: Option<Arc<str>>, status: u16, elapsed: Duration) {
+    let key = (method_label(method), route, status);
+    let seconds = elapsed.as_secs_f64();
+    {
+        let series = SERIES.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(series) = series.get(&key) {
+            series.requests.increment(1);
+            series.duration.record(seconds);
+            return;
+        }
+    }
+    let mut all = SERIES.write().unwrap_or_else(PoisonError::into_inner);
+    let series = all
+        .entry(key)
+        .or_insert_with_key(|(method, route, status)| {
+            let route = route
+                .clone()
+                .map_or(SharedString::const_str("unmatched"), SharedString::from);
+            let labels = [
+                Label::new("method", *method),
+                Label::new("route", route),
+                Label::new("status", status.to_string()),
+            ];
+            Series {
+                requests: metrics::counter!("http_requests_total", labels.iter()),
+                duration: metrics::histogram!("http_request_duration_seconds", labels[..2].iter()),
+            }
+        });
+    series.requests.increment(1);
+    series.duration.record(seconds);
+}
+
+/// The method as a label. Clients may send any token as a method; those share one
+/// label, so they cannot grow the number of series.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
     ];
-    metrics::counter!("http_requests_total", labels.iter()).increment(1);
-    metrics::histogram!("http_request_duration_seconds", labels[..2].iter())
-        .record(elapsed.as_secs_f64());
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("other")
 }
 
 /// Publishes the database pool's current usage.
@@ -56,4 +103,17 @@ pub fn record_pool(size: usize, available: usize, max_size: usize, waiting: usiz
     metrics::gauge!("db_pool_connections", "state" => "idle").set(available as f64);
     metrics::gauge!("db_pool_connections", "state" => "max").set(max_size as f64);
     metrics::gauge!("db_pool_waiting_requests").set(waiting as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_methods_keep_their_name_others_share_one() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"BREW").expect("a valid token");
+        assert_eq!(method_label(&made_up), "other");
+    }
 }

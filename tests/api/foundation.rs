@@ -227,6 +227,29 @@ async fn metrics_count_requests_by_route() {
     assert!(reply.body.contains("db_pool_connections"));
 }
 
+/// A client can send any token as a method; those must not mint new series.
+#[tokio::test]
+async fn made_up_methods_share_one_metrics_label() {
+    let app = TestApp::spawn().await;
+    for method in ["BREW", "WHEN"] {
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let reply = app
+            .client
+            .request(method, app.url("/nowhere-at-all"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(reply.status(), StatusCode::NOT_FOUND);
+    }
+    let reply = app.get("/metrics", None).await;
+    assert!(!reply.body.contains("BREW") && !reply.body.contains("WHEN"));
+    assert!(
+        reply
+            .body
+            .contains("http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"}")
+    );
+}
+
 #[tokio::test]
 async fn migrations_are_idempotent() {
     let app = TestApp::spawn().await;
