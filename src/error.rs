@@ -328,6 +328,9 @@ pub fn into_problem(err: poem::Error) -> Response {
     if let Some(param) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
         return AppError::from(FieldError::new(param.name, "is not a valid value")).as_response();
     }
+    if err.is::<poem::error::CorsError>() {
+        return AppError::Forbidden("not allowed by the CORS policy").as_response();
+    }
     let status = err.status();
     let message = err.to_string();
     let app = match status {

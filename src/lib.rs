@@ -29,33 +29,36 @@ use poem::{
     middleware::{Cors, SetHeader},
 };
 
-use crate::{core::edge::Edge, state::AppState};
+use crate::{
+    core::{
+        edge::{Admission, Edge},
+        request_id::REQUEST_ID_HEADER,
+    },
+    state::AppState,
+};
 
-/// The complete HTTP application: API, docs and probes behind the [`Edge`] (request id,
-/// state, client IP and rate limit, problem+json, metrics), then CORS when origins are
-/// configured, then the security headers.
-///
-/// CORS sits outside the edge so that every answer the edge gives, a 429 included,
-/// carries the CORS headers a browser needs to read it; preflights are answered by CORS
-/// alone (unlimited, as before, and without a request id).
+/// The complete HTTP application: API, docs and probes behind [`Admission`] (state,
+/// client IP and rate limit), CORS when origins are configured, the [`Edge`] (request id,
+/// access log, metrics) and the security headers, outermost first in reverse.
 pub fn app(state: AppState) -> impl Endpoint {
     // Install the metrics recorder before the first request is counted.
     core::metrics::handle();
     let api = routes::openapi();
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    let cors = (!state.settings.cors_origins.is_empty())
-        .then(|| Cors::new().allow_origins(state.settings.cors_origins.iter().map(String::as_str)));
+    let cors = (!state.settings.cors_origins.is_empty()).then(|| {
+        Cors::new()
+            .allow_origins(state.settings.cors_origins.iter().map(String::as_str))
+            // So browser code can read them: back off on a 429, quote an id to support.
+            .expose_headers([header::RETRY_AFTER.as_str(), REQUEST_ID_HEADER.as_str()])
+    });
     let routes = Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)
         .boxed();
-    Edge::new(state, routes)
-        .with_if(cors.is_some(), cors.unwrap_or_default())
-        // CORS refusals (a foreign origin, an unlisted method) as problem+json too.
-        .catch_all_error(|err| async move { error::into_problem(err) })
-        .with(security_headers())
+    let admitted = Admission::new(state, routes);
+    Edge::new(admitted.with_if(cors.is_some(), cors.unwrap_or_default())).with(security_headers())
 }
 
 /// Headers every response carries. poem sends no `Server` banner to begin with.

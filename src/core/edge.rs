@@ -1,14 +1,19 @@
-//! The one layer between the server and the routes.
+//! The two layers between the server and the routes, with CORS (when configured)
+//! between them:
 //!
-//! Every request passes, in this order: a request id and the tracing span that carries
-//! it; the application state; the client IP (after trusted proxies) and the per-IP rate
-//! limit; the routes; problem+json for any error; metrics and the access log; the
-//! `X-Request-Id` response header.
+//! - [`Edge`], outermost: a request id and the tracing span that carries it, problem+json
+//!   for any error still left, metrics and the access log, the `X-Request-Id` header.
+//!   Every request passes it, CORS preflights and refusals included.
+//! - [`Admission`], innermost: the application state, the client IP (after trusted
+//!   proxies) and the per-IP rate limit, then the routes. It answers every error as
+//!   problem+json itself, so CORS outside it adds its headers to errors too (a browser
+//!   can read a 401 or a 429) and preflights, answered by CORS, are never limited.
 //!
-//! It is one hand-written [`Endpoint`] rather than a stack of poem middlewares because
-//! each poem layer moves the request (about 500 bytes) and nests its future inside the
-//! next, and the server copies the whole nest into a box for every request: five layers
-//! made that copy about 9 KiB. Here the routes are boxed once, so the future stays small.
+//! They are hand-written endpoints rather than poem middlewares because each poem layer
+//! moves the request (about 500 bytes) and nests its future in the next one, and the
+//! server copies the whole nest into a box for every request: the five layers these
+//! replace made that copy about 9 KiB. Here the routes are boxed once, behind
+//! `Admission`, so what the server copies stays small.
 
 use std::time::Instant;
 
@@ -28,48 +33,18 @@ use crate::{
 /// Paths that are never rate limited: probes and scrapes must always answer.
 const UNLIMITED: &[&str] = &["/health", "/ready", "/metrics"];
 
-/// See the module documentation.
-pub struct Edge {
-    state: AppState,
-    routes: BoxEndpoint<'static>,
+/// Request id, span, access log and metrics around `E` (see the module documentation).
+pub struct Edge<E> {
+    inner: E,
 }
 
-impl Edge {
-    pub fn new(state: AppState, routes: BoxEndpoint<'static>) -> Self {
-        Self { state, routes }
-    }
-
-    /// Admission (state, client IP, rate limit), then the route; errors become problem+json.
-    async fn handle(&self, mut req: Request) -> Response {
-        let forwarded = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
-        let ip = ClientIp::resolve(peer, forwarded, &self.state.settings.trusted_proxies);
-        req.set_data(ip);
-        req.set_data(self.state.clone());
-        if !UNLIMITED.contains(&req.uri().path()) {
-            if let Err(err) = self.state.limits.check_request(ip) {
-                return into_problem(err.into());
-            }
-        }
-        match self.routes.call(req).await {
-            Ok(response) => response,
-            Err(err) => {
-                let route = err.data::<PathPattern>().cloned();
-                let mut response = into_problem(err);
-                if let Some(route) = route {
-                    response.set_data(route);
-                }
-                response
-            }
-        }
+impl<E: Endpoint<Output = Response>> Edge<E> {
+    pub fn new(inner: E) -> Self {
+        Self { inner }
     }
 }
 
-impl Endpoint for Edge {
+impl<E: Endpoint<Output = Response>> Endpoint for Edge<E> {
     type Output = Response;
 
     /// Only the path is logged: a query string can carry a ticket.
@@ -83,7 +58,11 @@ impl Endpoint for Edge {
         let method = req.method().clone();
         let span =
             tracing::info_span!("request", request_id = %id.0, %method, path = %req.uri().path());
-        let mut response = self.handle(req).instrument(span.clone()).await;
+        let mut response = match self.inner.call(req).instrument(span.clone()).await {
+            Ok(response) => response,
+            // Only CORS refusals get here: `Admission` answers its own errors.
+            Err(err) => span.in_scope(|| into_problem(err)),
+        };
 
         let status = response.status();
         let elapsed = started.elapsed();
@@ -104,5 +83,51 @@ impl Endpoint for Edge {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         Ok(response)
+    }
+}
+
+/// State, client IP and rate limit in front of the routes (see the module documentation).
+pub struct Admission {
+    state: AppState,
+    routes: BoxEndpoint<'static>,
+}
+
+impl Admission {
+    pub fn new(state: AppState, routes: BoxEndpoint<'static>) -> Self {
+        Self { state, routes }
+    }
+}
+
+impl Endpoint for Admission {
+    type Output = Response;
+
+    /// Never fails: errors leave as problem+json responses, keeping the route they
+    /// matched for the metrics.
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+        let ip = ClientIp::resolve(peer, forwarded, &self.state.settings.trusted_proxies);
+        req.set_data(ip);
+        req.set_data(self.state.clone());
+        if !UNLIMITED.contains(&req.uri().path()) {
+            if let Err(err) = self.state.limits.check_request(ip) {
+                return Ok(into_problem(err.into()));
+            }
+        }
+        Ok(match self.routes.call(req).await {
+            Ok(response) => response,
+            Err(err) => {
+                let route = err.data::<PathPattern>().cloned();
+                let mut response = into_problem(err);
+                if let Some(route) = route {
+                    response.set_data(route);
+                }
+                response
+            }
+        })
     }
 }

@@ -171,11 +171,12 @@ impl<'a, T: ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
 /// then serializes the tree; on a listing read that detour cost about a sixth of the
 /// server's instructions per request. The OpenAPI description is still `T`'s, so `T`'s
 /// serde form must equal its poem-openapi form: a test beside each type sent this way
-/// checks it with [`assert_same_json`].
+/// checks it with `assert_same_json`. (Object keys come in declaration order rather
+/// than sorted; JSON objects are unordered, and no client may depend on either.)
 #[derive(Debug)]
 pub struct JsonOut<T>(pub T);
 
-/// What poem-openapi's `Json` answers with, so clients see no difference.
+/// The Content-Type poem-openapi's `Json` answers with.
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 
 impl<T: Type> Payload for JsonOut<T> {

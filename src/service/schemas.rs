@@ -108,7 +108,11 @@ mod tests {
             any::<String>(),
             any::<String>(),
             any::<bool>(),
-            prop_oneof![Just(ServiceStatus::Active), Just(ServiceStatus::Hidden)],
+            prop_oneof![
+                Just(ServiceStatus::Active),
+                Just(ServiceStatus::Hidden),
+                Just(ServiceStatus::Deleted)
+            ],
             proptest::option::of(1.0f64..=5.0),
             0i64..4_102_444_800,
             0u32..1_000_000_000,

@@ -356,6 +356,10 @@ async fn cors_allows_only_configured_origins() {
             .send()
     };
     let allowed = preflight("https://app.example.com").await.expect("send");
+    assert!(
+        allowed.headers().contains_key("x-request-id"),
+        "preflights are observed too"
+    );
     assert_eq!(
         allowed
             .headers()
@@ -417,7 +421,16 @@ async fn cors_headers_reach_errors_and_refusals_are_problems() {
         allow_origin(&limited).as_deref(),
         Some(&b"https://app.example.com"[..])
     );
+    let mut exposed: Vec<String> = limited.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .split(',')
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    exposed.sort();
+    assert_eq!(exposed, ["retry-after", "x-request-id"]);
     let refused = get("https://evil.example.com").await.expect("send");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(allow_origin(&refused).is_none());
     assert_eq!(
         refused.headers()["content-type"],
@@ -425,6 +438,7 @@ async fn cors_headers_reach_errors_and_refusals_are_problems() {
         "{refused:?}"
     );
     assert_eq!(refused.headers()["x-content-type-options"], "nosniff");
+    assert!(refused.headers().contains_key("x-request-id"));
 }
 
 #[tokio::test]
