@@ -30,21 +30,28 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-impl<T: Type> Payload for JsonBody<T> {
-    const CONTENT_TYPE: &'static str = "application/json";
+/// A JSON payload described by `T`'s schema, announced with `$content_type`.
+macro_rules! json_payload {
+    ($payload:ident, $content_type:expr) => {
+        impl<T: Type> Payload for $payload<T> {
+            const CONTENT_TYPE: &'static str = $content_type;
 
-    fn check_content_type(content_type: &str) -> bool {
-        is_json(content_type)
-    }
+            fn check_content_type(content_type: &str) -> bool {
+                is_json(content_type)
+            }
 
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
+            fn schema_ref() -> MetaSchemaRef {
+                T::schema_ref()
+            }
 
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
+            fn register(registry: &mut Registry) {
+                T::register(registry);
+            }
+        }
+    };
 }
+
+json_payload!(JsonBody, "application/json");
 
 /// `application/json`, or any `application/*+json`.
 fn is_json(content_type: &str) -> bool {
@@ -179,21 +186,7 @@ pub struct JsonOut<T>(pub T);
 /// The Content-Type poem-openapi's `Json` answers with.
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 
-impl<T: Type> Payload for JsonOut<T> {
-    const CONTENT_TYPE: &'static str = JSON_UTF8;
-
-    fn check_content_type(content_type: &str) -> bool {
-        is_json(content_type)
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-}
+json_payload!(JsonOut, JSON_UTF8);
 
 impl<T: Serialize + Send> IntoResponse for JsonOut<T> {
     fn into_response(self) -> Response {
