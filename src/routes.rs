@@ -1,6 +1,6 @@
 //! The public HTTP surface: every OpenAPI module combined, plus shared response types.
 
-use poem_openapi::{ApiResponse, OpenApiService, Tags};
+use poem_openapi::{ApiResponse, OpenApi, OpenApiService, Tags};
 
 use crate::{
     admin::routes::AdminApi,
@@ -39,20 +39,8 @@ pub enum NoContent {
     Done,
 }
 
-pub type Apis = (
-    OpsApi,
-    AuthApi,
-    WorkersApi,
-    KycApi,
-    ServicesApi,
-    ClientsApi,
-    JobsApi,
-    ReviewsApi,
-    AdminApi,
-);
-
 /// The OpenAPI service: routes, and the document `/api/v1/openapi.json` serves.
-pub fn openapi() -> OpenApiService<Apis, ()> {
+pub fn openapi() -> OpenApiService<impl OpenApi, ()> {
     let apis = (
         OpsApi,
         AuthApi,

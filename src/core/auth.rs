@@ -44,10 +44,10 @@ async fn verify(req: &Request, token: &str) -> Result<CurrentUser, AppError> {
     })
 }
 
-/// Authenticates, then admits only the listed roles (others get 403).
-async fn require(req: &Request, bearer: Bearer, roles: &[UserRole]) -> poem::Result<CurrentUser> {
+/// Authenticates, then admits only `role` (others get 403).
+async fn require(req: &Request, bearer: Bearer, role: UserRole) -> poem::Result<CurrentUser> {
     let user = authenticate(req, bearer).await?;
-    if roles.contains(&user.role) {
+    if user.role == role {
         Ok(user)
     } else {
         Err(AppError::Forbidden("your role may not use this endpoint").into())
@@ -75,7 +75,7 @@ pub struct AnyUser(pub CurrentUser);
 pub struct AdminUser(pub CurrentUser);
 
 async fn admin_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
-    require(req, bearer, &[UserRole::Admin]).await
+    require(req, bearer, UserRole::Admin).await
 }
 
 /// Workers only.
@@ -89,7 +89,7 @@ async fn admin_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> 
 pub struct WorkerUser(pub CurrentUser);
 
 async fn worker_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
-    require(req, bearer, &[UserRole::Worker]).await
+    require(req, bearer, UserRole::Worker).await
 }
 
 /// Clients only.
@@ -103,7 +103,7 @@ async fn worker_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser>
 pub struct ClientUser(pub CurrentUser);
 
 async fn client_only(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
-    require(req, bearer, &[UserRole::Client]).await
+    require(req, bearer, UserRole::Client).await
 }
 
 /// A caller who may or may not be logged in (public reads that show owners more).

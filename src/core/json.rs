@@ -12,12 +12,12 @@
 
 use std::marker::PhantomData;
 
-use poem::{IntoResponse, Request, RequestBody, Response, error::ReadBodyError, http::StatusCode};
+use poem::{IntoResponse, Request, RequestBody, Response, error::ReadBodyError};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions,
-    payload::{ParsePayload, Payload},
-    registry::{MetaMediaType, MetaRequest, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
-    types::{ParseFromJSON, Type},
+    payload::{Json, ParsePayload, Payload},
+    registry::{MetaMediaType, MetaRequest, MetaResponses, MetaSchemaRef, Registry},
+    types::{ParseFromJSON, ToJSON, Type},
 };
 use serde::Serialize;
 
@@ -200,24 +200,14 @@ impl<T: Serialize + Send> IntoResponse for JsonOut<T> {
     }
 }
 
-impl<T: Type + Serialize + Send> ApiResponse for JsonOut<T> {
+/// Documented exactly as poem-openapi's `Json<T>` (same status, media type and schema).
+impl<T: ToJSON + Serialize + Send> ApiResponse for JsonOut<T> {
     fn meta() -> MetaResponses {
-        MetaResponses {
-            responses: vec![MetaResponse {
-                description: "",
-                status: Some(StatusCode::OK.as_u16()),
-                status_range: None,
-                content: vec![MetaMediaType {
-                    content_type: <Self as Payload>::CONTENT_TYPE,
-                    schema: <Self as Payload>::schema_ref(),
-                }],
-                headers: vec![],
-            }],
-        }
+        <Json<T> as ApiResponse>::meta()
     }
 
     fn register(registry: &mut Registry) {
-        T::register(registry);
+        <Json<T> as ApiResponse>::register(registry);
     }
 }
 
@@ -233,7 +223,7 @@ pub fn rfc3339<S: serde::Serializer>(
 /// Panics unless `value` serializes to the same JSON through serde as through
 /// poem-openapi (what [`JsonOut`] relies on).
 #[cfg(test)]
-pub fn assert_same_json<T: Serialize + poem_openapi::types::ToJSON>(value: &T) {
+pub fn assert_same_json<T: Serialize + ToJSON>(value: &T) {
     let serde = serde_json::to_value(value).expect("serde serializes");
     assert_eq!(
         Some(serde),

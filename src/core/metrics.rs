@@ -44,6 +44,13 @@ struct Series {
     duration: Histogram,
 }
 
+impl Series {
+    fn observe(&self, seconds: f64) {
+        self.requests.increment(1);
+        self.duration.record(seconds);
+    }
+}
+
 /// (method, route template, status) → its series handles.
 type SeriesKey = (&'static str, Option<Arc<str>>, u16);
 
@@ -59,14 +66,12 @@ pub fn record_request(method: &Method, route: Option<Arc<str>>, status: u16, ela
     {
         let series = SERIES.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(series) = series.get(&key) {
-            series.requests.increment(1);
-            series.duration.record(seconds);
+            series.observe(seconds);
             return;
         }
     }
     let mut all = SERIES.write().unwrap_or_else(PoisonError::into_inner);
-    let series = all
-        .entry(key)
+    all.entry(key)
         .or_insert_with_key(|(method, route, status)| {
             let route = route
                 .clone()
@@ -80,9 +85,8 @@ pub fn record_request(method: &Method, route: Option<Arc<str>>, status: u16, ela
                 requests: metrics::counter!("http_requests_total", labels.iter()),
                 duration: metrics::histogram!("http_request_duration_seconds", labels[..2].iter()),
             }
-        });
-    series.requests.increment(1);
-    series.duration.record(seconds);
+        })
+        .observe(seconds);
 }
 
 /// The method as a label. Clients may send any token as a method; those share one
