@@ -9,8 +9,9 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 use ipnet::IpNet;
 use url::Url;
 
-/// The development JWT key: fine on a laptop, refused when `APP_ENV=production`.
-const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
+/// The development key earlier versions signed tokens with when `JWT_SECRET` was unset.
+/// It is public (it was in the source), so anyone could forge tokens with it: refused.
+const PUBLISHED_DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 
 /// Where the service runs; production turns insecure defaults into start-up errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +50,10 @@ pub struct Settings {
     /// Prepended to every Redis key, so deployments (and tests) can share one Redis.
     pub redis_prefix: String,
     pub bind: SocketAddr,
-    pub jwt_secret: Secret,
+    /// The HS256 key from `JWT_SECRET`. `None` outside production: a random key is
+    /// generated on first start and kept in the database, where every instance finds it
+    /// (see [`crate::core::signing_key`]).
+    pub jwt_secret: Option<Secret>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub upload_dir: String,
@@ -94,11 +98,6 @@ impl Settings {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
 
-    /// Whether tokens are signed with the built-in development key.
-    pub fn uses_development_secret(&self) -> bool {
-        self.jwt_secret.expose() == DEV_JWT_SECRET
-    }
-
     /// Builds settings from any key lookup, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
@@ -114,7 +113,14 @@ impl Settings {
             },
         )?;
         let jwt_secret = match env.get("JWT_SECRET") {
-            Some(secret) if secret.len() >= 32 => Secret::new(secret),
+            Some(secret) if secret == PUBLISHED_DEV_SECRET => {
+                return Err(ConfigError {
+                    key: "JWT_SECRET",
+                    value: "***".into(),
+                    expected: "a secret of your own: this development key is public",
+                });
+            }
+            Some(secret) if secret.len() >= 32 => Some(Secret::new(secret)),
             Some(secret) if app_env == AppEnv::Production || !secret.is_empty() => {
                 return Err(ConfigError {
                     key: "JWT_SECRET",
@@ -129,7 +135,7 @@ impl Settings {
                     expected: "a secret of at least 32 bytes (required when APP_ENV=production)",
                 });
             }
-            _ => Secret::new(DEV_JWT_SECRET),
+            _ => None,
         };
 
         Ok(Self {
@@ -394,6 +400,16 @@ mod tests {
         );
         let long = "x".repeat(32);
         assert!(settings(&[("APP_ENV", "production"), ("JWT_SECRET", &long)]).is_ok());
+    }
+
+    #[test]
+    fn the_published_development_key_is_refused_everywhere() {
+        for env in ["development", "test", "production"] {
+            let err = settings(&[("APP_ENV", env), ("JWT_SECRET", PUBLISHED_DEV_SECRET)])
+                .expect_err("published key");
+            assert_eq!(err.key, "JWT_SECRET");
+        }
+        assert!(settings(&[]).expect("defaults").jwt_secret.is_none());
     }
 
     #[test]

@@ -80,11 +80,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if settings.uses_development_secret() {
-        tracing::warn!(
-            "JWT_SECRET is not set: using the development key (refused when APP_ENV=production)"
-        );
-    }
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => server::serve(settings).await,
@@ -125,7 +120,7 @@ fn main() -> ExitCode {
 
 async fn seed(settings: Settings, amounts: Amounts, password: &str) -> anyhow::Result<()> {
     server::migrate(&settings).await?;
-    let state = AppState::new(settings)?;
+    let state = AppState::new(settings).await?;
     let started = std::time::Instant::now();
     let seeded = marketplace::seed::seed(&state, amounts, password, true).await?;
     println!(
@@ -153,7 +148,7 @@ async fn create_admin(settings: Settings, email: &str) -> anyhow::Result<()> {
     let email = normalize_email(email).map_err(|e| anyhow::anyhow!("--email {}", e.message))?;
     check_password("password", &password).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
     server::migrate(&settings).await?;
-    let state = AppState::new(settings)?;
+    let state = AppState::new(settings).await?;
     match create_user(
         &state,
         &email,

@@ -178,11 +178,7 @@ impl TestApp {
             .expect("create test database");
         let prefix = format!("mpt:{}:{n}:", run_id());
         let settings = settings_for(&db_name, &prefix, overrides);
-        let state = AppState::new(settings.clone()).expect("state");
-        // A fresh prefix has no revocations; mark it complete as `serve` would.
-        if let Err(err) = state.revocations.refill(&state.db).await {
-            eprintln!("refill skipped: {err}");
-        }
+        let state = AppState::new(settings.clone()).await.expect("state");
         let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
             .await
