@@ -71,6 +71,11 @@ pub struct Settings {
     pub db_pool_timeout: Duration,
     /// Server-side cap on any one SQL statement.
     pub db_statement_timeout: Duration,
+    /// Connections of the separate pool public search runs on: at most this many
+    /// searches run at once, whatever they cost.
+    pub search_pool_size: usize,
+    /// Statement timeout on the search pool.
+    pub search_statement_timeout: Duration,
     pub currency: String,
     pub cors_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -185,6 +190,8 @@ impl Settings {
             db_pool_size: env.positive("DB_POOL_SIZE", 16)?,
             db_pool_timeout: env.seconds("DB_POOL_TIMEOUT", 5)?,
             db_statement_timeout: env.seconds("DB_STATEMENT_TIMEOUT", 30)?,
+            search_pool_size: env.positive("SEARCH_POOL_SIZE", 4)?,
+            search_statement_timeout: env.seconds("SEARCH_STATEMENT_TIMEOUT", 2)?,
             currency: env.parse(
                 "CURRENCY",
                 "EUR",

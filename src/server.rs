@@ -35,6 +35,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     background.shutdown().await;
     state.db.close();
+    state.search_db.close();
     state.redis.close();
     tracing::info!("stopped");
     Ok(())

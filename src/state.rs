@@ -26,6 +26,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub settings: Settings,
     pub db: DbPool,
+    /// Public search's own small pool (see [`db::search_pool`]).
+    pub search_db: DbPool,
     pub redis: RedisPool,
     pub tokens: TokenKeys,
     pub cursors: Cursors,
@@ -67,6 +69,7 @@ impl AppState {
             limits: RateLimits::new(&settings),
             uploads: Arc::new(LocalStore::new(&settings.upload_dir)),
             revocations,
+            search_db: db::search_pool(&settings)?,
             db,
             redis,
             settings,

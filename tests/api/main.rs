@@ -11,3 +11,4 @@ mod kyc;
 mod limits;
 mod resilience;
 mod revocation;
+mod security;

@@ -402,6 +402,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
         self.state.db.close();
+        self.state.search_db.close();
         let _ = std::fs::remove_dir_all(&self.settings.upload_dir);
         let db_name = self.db_name.clone();
         let prefix = self.settings.redis_prefix.clone();

@@ -1,0 +1,118 @@
+//! Regression tests for what probing a running server found (issue "Security").
+
+use diesel_async::RunQueryDsl;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::TestApp;
+
+#[tokio::test]
+async fn search_queries_are_bounded() {
+    let app = TestApp::spawn().await;
+    let thousand_words = vec!["plumbing"; 1000].join(" OR ");
+    for q in [
+        thousand_words.as_str(),
+        &"x".repeat(201),
+        "one two three four five six seven eight nine ten eleven twelve thirteen",
+        "pipe\u{0}s",
+    ] {
+        let reply = app
+            .client
+            .get(app.url("/api/v1/services"))
+            .query(&[("q", q)])
+            .send()
+            .await
+            .expect("search");
+        let reply = crate::common::Reply::from(reply).await;
+        reply.assert_problem(422, "validation_failed");
+        assert_eq!(reply.json["errors"][0]["field"], "q", "{}", reply.body);
+    }
+    let reply = app.get("/api/v1/services?city=Lis%00bon", None).await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.json["errors"][0]["field"], "city");
+    assert_eq!(
+        app.get("/api/v1/services?q=garden%20OR%20plumbing", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn searches_cannot_take_the_connections_the_rest_of_the_api_needs() {
+    let app = TestApp::spawn_with(&[("SEARCH_POOL_SIZE", "2")]).await;
+    let (_, tokens) = app.user("busy@example.com", "client").await;
+
+    // Search's connections carry their own short statement timeout.
+    let mut conn = app.state.search_db.get().await.expect("search conn");
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement_timeout: String,
+    }
+    let shown: Setting = diesel::sql_query("SHOW statement_timeout")
+        .get_result(&mut conn)
+        .await
+        .expect("show");
+    assert_eq!(shown.statement_timeout, "2s");
+
+    // Every search connection busy (as with a flood of expensive searches): searches
+    // wait and give up with 503, everything else keeps working.
+    let other = app.state.search_db.get().await.expect("search conn");
+    let started = std::time::Instant::now();
+    app.get("/api/v1/services?q=garden", None)
+        .await
+        .assert_problem(503, "dependency_unavailable");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    for path in ["/api/v1/auth/me", "/ready"] {
+        assert_eq!(
+            app.get(path, Some(&tokens.access)).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    drop((conn, other));
+    assert_eq!(
+        app.get("/api/v1/services?q=garden", None).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_with_the_field_named() {
+    let app = TestApp::spawn().await;
+    for (body, field) in [
+        (
+            json!({"email": "nul\u{0}@example.com", "password": "a fine password", "full_name": "N", "role": "client"}),
+            "email",
+        ),
+        (
+            json!({"email": "nul@example.com", "password": "a fine password", "full_name": "N\u{0}", "role": "client"}),
+            "full_name",
+        ),
+    ] {
+        let reply = app.post("/api/v1/auth/register", None, body).await;
+        reply.assert_problem(422, "validation_failed");
+        assert_eq!(reply.json["errors"][0]["field"], field, "{}", reply.body);
+    }
+    let reply = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "a@b.co", "password": "x\u{0}y"}),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+
+    let (_, worker) = app.user("nul-worker@example.com", "worker").await;
+    let reply = app
+        .post(
+            "/api/v1/services",
+            Some(&worker.access),
+            json!({"title": "Gar\u{0}den", "description": "d", "category": "gardening",
+                   "price_cents": 100, "pricing_unit": "fixed", "city": "Lisbon"}),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.json["errors"][0]["field"], "title");
+}
