@@ -13,12 +13,12 @@ use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    core::validate,
     core::{
         auth::CurrentUser,
         ids::{ServiceId, UserId},
         pagination::{self, Page},
     },
-    core::validate,
     db::enums::UserRole,
     db::sql::Sql,
     error::{AppError, FieldError},
@@ -96,11 +96,7 @@ pub async fn search(
     }
     let sort = match (search.sort, q) {
         (Some(SortOrder::Relevance), None) => {
-            return Err(FieldError::new(
-                "sort",
-                "relevance needs a search query `q`",
-            )
-            .into());
+            return Err(FieldError::new("sort", "relevance needs a search query `q`").into());
         }
         (Some(sort), _) => sort,
         (None, Some(_)) => SortOrder::Relevance,
@@ -360,7 +356,10 @@ mod tests {
         let twelve = vec!["word"; 12].join(" or ");
         assert_eq!(query_text(Some(&twelve)), Ok(Some(twelve.as_str())));
         let thirteen = vec!["word"; 13].join(" ");
-        assert_eq!(query_text(Some(&thirteen)).map_err(|e| e.field), Err("q".to_owned()));
+        assert_eq!(
+            query_text(Some(&thirteen)).map_err(|e| e.field),
+            Err("q".to_owned())
+        );
         assert!(query_text(Some(&"x".repeat(201))).is_err());
         assert!(query_text(Some(&"é".repeat(200))).is_ok());
         assert!(query_text(Some("gar\0den")).is_err());

@@ -562,9 +562,7 @@ async fn a_token_signed_with_another_key_is_refused() {
 #[tokio::test]
 async fn without_jwt_secret_one_generated_key_serves_the_deployment_and_the_published_key_is_useless()
  {
-    use marketplace::{
-        config::Secret, core::jwt::TokenKeys, db::enums::UserRole, state::AppState,
-    };
+    use marketplace::{config::Secret, core::jwt::TokenKeys, db::enums::UserRole, state::AppState};
     let app = TestApp::spawn().await; // no JWT_SECRET, as a fresh clone starts
     let (admin_id, admin) = app.admin("keys@example.com").await;
     let claims = app.state.tokens.verify(&admin.access).expect("claims");
@@ -584,7 +582,10 @@ async fn without_jwt_secret_one_generated_key_serves_the_deployment_and_the_publ
 
     // Another instance (or a restart) on the same database reads the same key.
     let sibling = AppState::new(app.settings.clone()).await.expect("state");
-    assert_eq!(sibling.tokens.verify(&admin.access).expect("verify"), claims);
+    assert_eq!(
+        sibling.tokens.verify(&admin.access).expect("verify"),
+        claims
+    );
     drop(sibling);
     assert_eq!(
         app.get("/api/v1/admin/kyc", Some(&admin.access))

@@ -74,9 +74,7 @@ async fn losing_one_revocation_key_does_not_bring_a_logged_out_token_back() {
         .await
         .assert_problem(401, "token_revoked");
     assert_eq!(
-        app.get("/api/v1/auth/me", Some(&alive.access))
-            .await
-            .status,
+        app.get("/api/v1/auth/me", Some(&alive.access)).await.status,
         StatusCode::OK
     );
     // Deleting it again after the answer was cached changes nothing either.

@@ -116,3 +116,56 @@ async fn nul_characters_are_refused_with_the_field_named() {
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.json["errors"][0]["field"], "title");
 }
+
+/// Logs in through a trusted proxy as if from `ip`.
+async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> crate::common::Reply {
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login");
+    crate::common::Reply::from(response).await
+}
+
+#[tokio::test]
+async fn wrong_logins_from_one_address_do_not_lock_the_owner_out() {
+    let app = TestApp::spawn_with(&[
+        ("RATE_LIMIT_LOGIN_PER_MIN", "3"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let email = "victim@example.com";
+    app.register(email, "client").await; // from 127.0.0.1, the proxy itself
+    for _ in 0..3 {
+        login_from(&app, "203.0.113.66", email, "not the password")
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    login_from(&app, "203.0.113.66", email, "not the password")
+        .await
+        .assert_problem(429, "rate_limited");
+    // The owner, from their own address, is not affected.
+    let owner = login_from(&app, "198.51.100.7", email, crate::common::PASSWORD).await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
+
+    // Guesses spread over many addresses still meet the softer per-account budget
+    // (5 × 3 per minute: registering, three guesses and the owner's login spent 5 of it).
+    let mut statuses = Vec::new();
+    for n in 1..=4 {
+        for _ in 0..3 {
+            statuses.push(
+                login_from(&app, &format!("192.0.2.{n}"), email, "guess")
+                    .await
+                    .status,
+            );
+        }
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
