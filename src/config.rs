@@ -64,8 +64,14 @@ pub struct Settings {
     pub rate_limit_per_sec: u32,
     /// Extra requests a client IP may fire at once on top of the sustained rate.
     pub rate_limit_burst: u32,
-    /// Login and register attempts per minute, per client IP and per email.
+    /// Password attempts per minute, per client IP and per (account, IP).
     pub rate_limit_login_per_min: u32,
+    /// KYC uploads per hour from one client IP.
+    pub rate_limit_uploads_per_hour: u32,
+    /// KYC uploads per hour over every client: bounds how fast the disk can fill.
+    pub rate_limit_uploads_global_per_hour: u32,
+    /// How long the file of a rejected KYC submission is kept after the decision.
+    pub kyc_rejected_retention: Duration,
     pub db_pool_size: usize,
     /// How long a request waits for a pooled connection before it gets 503.
     pub db_pool_timeout: Duration,
@@ -187,6 +193,10 @@ impl Settings {
             rate_limit_per_sec: env.positive("RATE_LIMIT_PER_SEC", 50)?,
             rate_limit_burst: env.positive("RATE_LIMIT_BURST", 100)?,
             rate_limit_login_per_min: env.positive("RATE_LIMIT_LOGIN_PER_MIN", 10)?,
+            rate_limit_uploads_per_hour: env.positive("RATE_LIMIT_UPLOADS_PER_HOUR", 20)?,
+            rate_limit_uploads_global_per_hour: env
+                .positive("RATE_LIMIT_UPLOADS_GLOBAL_PER_HOUR", 1000)?,
+            kyc_rejected_retention: env.seconds("KYC_REJECTED_RETENTION", 30 * 24 * 3600)?,
             db_pool_size: env.positive("DB_POOL_SIZE", 16)?,
             db_pool_timeout: env.seconds("DB_POOL_TIMEOUT", 5)?,
             db_statement_timeout: env.seconds("DB_STATEMENT_TIMEOUT", 30)?,

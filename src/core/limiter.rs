@@ -20,7 +20,7 @@ use std::{
 };
 
 use governor::{
-    DefaultKeyedRateLimiter, Quota,
+    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota,
     clock::{Clock, DefaultClock},
 };
 use ipnet::IpNet;
@@ -85,6 +85,8 @@ pub struct RateLimits {
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_by_account_and_ip: DefaultKeyedRateLimiter<(String, IpAddr)>,
     login_by_account: DefaultKeyedRateLimiter<String>,
+    uploads_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    uploads: DefaultDirectRateLimiter,
 }
 
 fn non_zero(n: u32) -> NonZeroU32 {
@@ -106,6 +108,12 @@ impl RateLimits {
             login_by_ip: DefaultKeyedRateLimiter::keyed(login),
             login_by_account_and_ip: DefaultKeyedRateLimiter::keyed(login),
             login_by_account: DefaultKeyedRateLimiter::keyed(account),
+            uploads_by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_hour(non_zero(
+                settings.rate_limit_uploads_per_hour,
+            ))),
+            uploads: DefaultDirectRateLimiter::direct(Quota::per_hour(non_zero(
+                settings.rate_limit_uploads_global_per_hour,
+            ))),
         }
     }
 
@@ -126,16 +134,25 @@ impl RateLimits {
         verdict(self.login_by_account.check_key(&account.to_owned()))
     }
 
+    /// A document upload: the address and the whole service must have budget left.
+    /// Checked before a byte is streamed, so refused uploads cost no disk.
+    pub fn check_upload(&self, ip: ClientIp) -> Result<(), AppError> {
+        verdict(self.uploads_by_ip.check_key(&ip.bucket()))?;
+        verdict(self.uploads.check())
+    }
+
     /// Drops keys whose budget is full again (they carry no information), then frees memory.
     pub fn evict_idle(&self) {
         self.per_ip.retain_recent();
         self.login_by_ip.retain_recent();
         self.login_by_account_and_ip.retain_recent();
         self.login_by_account.retain_recent();
+        self.uploads_by_ip.retain_recent();
         self.per_ip.shrink_to_fit();
         self.login_by_ip.shrink_to_fit();
         self.login_by_account_and_ip.shrink_to_fit();
         self.login_by_account.shrink_to_fit();
+        self.uploads_by_ip.shrink_to_fit();
     }
 
     /// Keys currently tracked, over every limiter.
@@ -144,6 +161,7 @@ impl RateLimits {
             + self.login_by_ip.len()
             + self.login_by_account_and_ip.len()
             + self.login_by_account.len()
+            + self.uploads_by_ip.len()
     }
 }
 

@@ -148,6 +148,7 @@ diesel::table! {
         created_at -> Timestamptz,
         reviewed_at -> Nullable<Timestamptz>,
         reviewed_by -> Nullable<Uuid>,
+        file_purged_at -> Nullable<Timestamptz>,
     }
 }
 
