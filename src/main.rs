@@ -146,7 +146,8 @@ async fn create_admin(settings: Settings, email: &str) -> anyhow::Result<()> {
     std::io::stdin().lock().read_line(&mut password)?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     let email = normalize_email(email).map_err(|e| anyhow::anyhow!("--email {}", e.message))?;
-    check_password("password", &password).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
+    check_password("password", &password, &[&email])
+        .map_err(|e| anyhow::anyhow!("password {}", e.message))?;
     server::migrate(&settings).await?;
     let state = AppState::new(settings).await?;
     match create_user(

@@ -169,3 +169,29 @@ async fn wrong_logins_from_one_address_do_not_lock_the_owner_out() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn common_passwords_are_refused_at_registration_and_change() {
+    let app = TestApp::spawn().await;
+    for weak in ["password", "12345678"] {
+        let reply = app
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"email": "weak@example.com", "password": weak, "full_name": "W", "role": "client"}),
+            )
+            .await;
+        reply.assert_problem(422, "validation_failed");
+        assert_eq!(reply.json["errors"][0]["field"], "password");
+    }
+    let (_, tokens) = app.user("weak@example.com", "client").await;
+    let reply = app
+        .post(
+            "/api/v1/auth/password",
+            Some(&tokens.access),
+            json!({"current_password": crate::common::PASSWORD, "new_password": "qwertyuiop"}),
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.json["errors"][0]["field"], "new_password");
+}
