@@ -90,6 +90,9 @@ pub struct Settings {
     pub job_expiry_interval: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Bearer token a scraper must present for `/metrics`; unset, `/metrics` is not
+    /// served (it shows routes, error rates and pool use: reconnaissance for an attacker).
+    pub metrics_token: Option<Secret>,
 }
 
 /// A configuration key that could not be used, with the form it expects.
@@ -223,6 +226,11 @@ impl Settings {
             job_request_ttl: env.seconds("JOB_REQUEST_TTL", 172_800)?,
             job_expiry_interval: env.seconds("JOB_EXPIRY_INTERVAL", 60)?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT", 10)?,
+            metrics_token: match env.get("METRICS_TOKEN").filter(|t| !t.is_empty()) {
+                Some(token) if token.len() >= 16 => Some(Secret::new(token)),
+                Some(_) => return Err(env.error("METRICS_TOKEN", "at least 16 characters")),
+                None => None,
+            },
         })
     }
 }

@@ -195,3 +195,105 @@ async fn common_passwords_are_refused_at_registration_and_change() {
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.json["errors"][0]["field"], "new_password");
 }
+
+/// The run's log lines that carry `request_id`.
+fn log_lines_of(request_id: &str) -> Vec<serde_json::Value> {
+    crate::common::read_logs()
+        .lines()
+        .filter(|line| line.contains(request_id))
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn log_lines_say_who_and_security_events_are_marked() {
+    let app = TestApp::spawn().await;
+    let (user_id, tokens) = app.user("logged@example.com", "client").await;
+    let failed = format!("failed-login-{}", uuid::Uuid::now_v7());
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-request-id", &failed)
+        .json(&json!({"email": "logged@example.com", "password": "wrong password"}))
+        .send()
+        .await
+        .expect("login");
+    let authed = format!("authed-{}", uuid::Uuid::now_v7());
+    app.client
+        .get(app.url("/api/v1/admin/kyc"))
+        .header("x-request-id", &authed)
+        .bearer_auth(&tokens.access)
+        .send()
+        .await
+        .expect("admin");
+
+    // The file writer is non-blocking: give it a moment.
+    let mut lines = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        lines = (log_lines_of(&failed), log_lines_of(&authed));
+        if lines.0.len() >= 2 && lines.1.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let event = |lines: &[serde_json::Value], name: &str| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["security_event"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} event in {lines:?}"))
+    };
+    let login = event(&lines.0, "authentication_failed");
+    assert_eq!(login["span"]["client_ip"], "127.0.0.1", "{login}");
+    assert_eq!(login["span"]["path"], "/api/v1/auth/login");
+    let denied = event(&lines.1, "access_denied");
+    assert_eq!(denied["span"]["user_id"], user_id.as_str(), "{denied}");
+    assert!(
+        !crate::common::read_logs().contains("wrong password"),
+        "passwords are never logged"
+    );
+}
+
+#[tokio::test]
+async fn responses_are_not_cacheable_unless_they_say_so() {
+    let app = TestApp::spawn().await;
+    app.register("cache@example.com", "client").await;
+    let reply = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "cache@example.com", "password": crate::common::PASSWORD}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let refreshed = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": reply.json["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refreshed.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn metrics_need_the_token() {
+    let app = TestApp::spawn().await;
+    app.get("/metrics", None)
+        .await
+        .assert_problem(401, "unauthorized");
+    app.get("/metrics", Some("not-the-token-at-all"))
+        .await
+        .assert_problem(401, "unauthorized");
+    assert_eq!(
+        app.get("/metrics", Some(crate::common::METRICS_TOKEN))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let unset = TestApp::spawn_with(&[("METRICS_TOKEN", "")]).await;
+    unset
+        .get("/metrics", Some(crate::common::METRICS_TOKEN))
+        .await
+        .assert_problem(404, "not_found");
+}

@@ -31,6 +31,8 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 /// Where the JSON log of the whole test run goes.
 pub const LOG_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/test-logs");
 pub const PASSWORD: &str = "correct horse battery";
+/// The `METRICS_TOKEN` every test app is configured with.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
@@ -150,6 +152,7 @@ pub fn settings_for(db_name: &str, prefix: &str, overrides: &[(&str, &str)]) -> 
         ("RATE_LIMIT_LOGIN_PER_MIN", "100000".to_owned()),
         ("DB_POOL_SIZE", "4".to_owned()),
         ("DB_POOL_TIMEOUT", "2".to_owned()),
+        ("METRICS_TOKEN", METRICS_TOKEN.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
