@@ -182,10 +182,13 @@ impl TestApp {
         let prefix = format!("mpt:{}:{n}:", run_id());
         let settings = settings_for(&db_name, &prefix, overrides);
         let state = AppState::new(settings.clone()).await.expect("state");
-        let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .expect("bind");
+        let acceptor = marketplace::core::connections::GuardedAcceptor::new(
+            poem::listener::TcpListener::bind("127.0.0.1:0")
+                .into_acceptor()
+                .await
+                .expect("bind"),
+            (&settings).into(),
+        );
         let addr = acceptor.local_addr()[0]
             .as_socket_addr()
             .copied()
