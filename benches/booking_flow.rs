@@ -44,10 +44,10 @@ impl Api {
         self.post(
             "/api/v1/auth/register",
             None,
-            json!({"email": email, "password": "bench password", "full_name": "Bench", "role": role}),
+            json!({"email": email, "password": "bench horse battery", "full_name": "Bench", "role": role}),
         )
         .await;
-        self.login(email, "bench password").await
+        self.login(email, "bench horse battery").await
     }
 }
 

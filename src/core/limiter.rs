@@ -65,7 +65,7 @@ impl ClientIp {
 
     /// The key a budget is kept under: the address, or for IPv6 its /64 (one subscriber
     /// usually holds a whole /64, and would otherwise get unlimited fresh budgets).
-    fn bucket(self) -> IpAddr {
+    pub fn bucket(self) -> IpAddr {
         match self.0 {
             IpAddr::V4(v4) => IpAddr::V4(v4),
             IpAddr::V6(v6) => {

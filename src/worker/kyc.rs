@@ -13,6 +13,7 @@ use crate::{
     admin::audit::{self, Target},
     core::{
         auth::CurrentUser,
+        connections::is_body_timeout,
         ids::{KycId, UserId},
         limiter::ClientIp,
         pagination::{self, Page},
@@ -85,6 +86,9 @@ fn multer_error(err: multer::Error) -> AppError {
     use multer::Error as E;
     match err {
         E::FieldSizeExceeded { .. } | E::StreamSizeExceeded { .. } => AppError::PayloadTooLarge,
+        E::StreamReadFailed(ref source) if is_body_timeout(source.as_ref()) => {
+            AppError::RequestTimeout
+        }
         E::UnknownField { field_name } => FieldError::new(
             field_name.unwrap_or_else(|| "(unnamed)".to_owned()),
             "is not a field of this form (document_type, file)",

@@ -386,6 +386,67 @@ mod slow_clients {
             lasted < Duration::from_secs(5),
             "a byte a while bought {lasted:?}"
         );
+
+        // The same, read to the end: the answer is a 408 that closes the connection.
+        let mut slow = TcpStream::connect(app.addr).await.expect("connect");
+        slow.write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("write");
+        let mut response = Vec::new();
+        timeout(Duration::from_secs(5), slow.read_to_end(&mut response))
+            .await
+            .expect("closed in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("request_timeout"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_expect_continue_upload_is_answered_normally() {
+        let app = app().await;
+        let body = br#"{"email":"continue@example.com","password":"correct horse battery","full_name":"C","role":"client"}"#;
+        let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+        conn.write_all(
+            format!(
+                "POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("head");
+        let mut buf = [0u8; 256];
+        let n = conn.read(&mut buf).await.expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 100"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        conn.write_all(body).await.expect("body");
+        let mut response = Vec::new();
+        conn.read_to_end(&mut response).await.expect("read");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn cleartext_http2_is_refused() {
+        let app = app().await;
+        let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+        conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .expect("preface");
+        assert!(closed_within(&mut conn, Duration::from_millis(1500)).await);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_nothing_is_closed_at_the_head_deadline() {
+        let app = app().await;
+        let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+        assert!(closed_within(&mut conn, Duration::from_secs(4)).await);
     }
 
     #[tokio::test]
