@@ -1,13 +1,15 @@
 //! Rate limiting with governor: a per-IP budget on every route, and password attempts
 //! (login, register, password change) budgeted three ways:
 //!
-//! - per client IP, whatever the account: one address cannot spray many accounts;
-//! - per (account, IP), at the same strict rate: one address cannot guess at one
-//!   account, and, keyed by the pair, it spends only its own budget, so an attacker
-//!   hammering a victim's email does not lock the victim out from the victim's address;
-//! - per account over every address, [`ACCOUNT_BUDGET_FACTOR`] times softer: a slow
-//!   guess spread over many addresses is still capped, while locking an account out
-//!   takes that many addresses at full speed instead of one.
+//! - per (account, IP), the strict one (`RATE_LIMIT_LOGIN_PER_MIN`): one address cannot
+//!   guess at one account, and, keyed by the pair, it spends only its own budget, so
+//!   an attacker hammering a victim's email does not lock the victim out from the
+//!   victim's address;
+//! - per account over every address, [`BUDGET_FACTOR`] times softer: a guess spread
+//!   over many addresses is still capped, while locking an account out takes that many
+//!   addresses at full speed instead of one;
+//! - per client IP over every account, [`BUDGET_FACTOR`] times softer: one address
+//!   cannot spray many accounts, while colleagues behind one NAT can still sign in.
 //!
 //! Limits are per instance (governor keeps its state in memory): N instances behind a
 //! balancer allow up to N times the configured rate. Idle keys are evicted
@@ -76,8 +78,13 @@ impl ClientIp {
     }
 }
 
-/// How many times the per-(account, IP) budget one account gets over every address.
-pub const ACCOUNT_BUDGET_FACTOR: u32 = 5;
+/// How many times the per-(account, IP) budget an account gets over every address,
+/// and an address gets over every account.
+pub const BUDGET_FACTOR: u32 = 5;
+
+/// Account keys are emails (at most 254 characters once valid); a longer string from a
+/// malformed login is cut, so a key's memory is bounded whatever the client sends.
+const MAX_ACCOUNT_KEY_CHARS: usize = 254;
 
 /// Every limiter of the process.
 pub struct RateLimits {
@@ -97,17 +104,17 @@ impl RateLimits {
     pub fn new(settings: &Settings) -> Self {
         let general = Quota::per_second(non_zero(settings.rate_limit_per_sec))
             .allow_burst(non_zero(settings.rate_limit_burst));
-        let login = Quota::per_minute(non_zero(settings.rate_limit_login_per_min));
-        let account = Quota::per_minute(non_zero(
+        let pair = Quota::per_minute(non_zero(settings.rate_limit_login_per_min));
+        let soft = Quota::per_minute(non_zero(
             settings
                 .rate_limit_login_per_min
-                .saturating_mul(ACCOUNT_BUDGET_FACTOR),
+                .saturating_mul(BUDGET_FACTOR),
         ));
         Self {
             per_ip: DefaultKeyedRateLimiter::keyed(general),
-            login_by_ip: DefaultKeyedRateLimiter::keyed(login),
-            login_by_account_and_ip: DefaultKeyedRateLimiter::keyed(login),
-            login_by_account: DefaultKeyedRateLimiter::keyed(account),
+            login_by_ip: DefaultKeyedRateLimiter::keyed(soft),
+            login_by_account_and_ip: DefaultKeyedRateLimiter::keyed(pair),
+            login_by_account: DefaultKeyedRateLimiter::keyed(soft),
             uploads_by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_hour(non_zero(
                 settings.rate_limit_uploads_per_hour,
             ))),
@@ -126,12 +133,13 @@ impl RateLimits {
     /// left (see the module documentation).
     pub fn check_login(&self, ip: ClientIp, account: &str) -> Result<(), AppError> {
         let bucket = ip.bucket();
-        verdict(self.login_by_ip.check_key(&bucket))?;
+        let account: String = account.chars().take(MAX_ACCOUNT_KEY_CHARS).collect();
         verdict(
             self.login_by_account_and_ip
-                .check_key(&(account.to_owned(), bucket)),
+                .check_key(&(account.clone(), bucket)),
         )?;
-        verdict(self.login_by_account.check_key(&account.to_owned()))
+        verdict(self.login_by_ip.check_key(&bucket))?;
+        verdict(self.login_by_account.check_key(&account))
     }
 
     /// A document upload: the address and the whole service must have budget left.

@@ -147,6 +147,16 @@ async fn wrong_logins_from_one_address_do_not_lock_the_owner_out() {
     login_from(&app, "203.0.113.66", email, "not the password")
         .await
         .assert_problem(429, "rate_limited");
+    // The pair is what ran out: the same address may still sign in to another account.
+    app.register("bystander@example.com", "client").await;
+    let other = login_from(
+        &app,
+        "203.0.113.66",
+        "bystander@example.com",
+        crate::common::PASSWORD,
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
     // The owner, from their own address, is not affected.
     let owner = login_from(&app, "198.51.100.7", email, crate::common::PASSWORD).await;
     assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
