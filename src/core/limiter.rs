@@ -22,7 +22,7 @@ use std::{
 };
 
 use governor::{
-    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota,
+    DefaultKeyedRateLimiter, Quota,
     clock::{Clock, DefaultClock},
 };
 use ipnet::IpNet;
@@ -93,7 +93,6 @@ pub struct RateLimits {
     login_by_account_and_ip: DefaultKeyedRateLimiter<(String, IpAddr)>,
     login_by_account: DefaultKeyedRateLimiter<String>,
     uploads_by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    uploads: DefaultDirectRateLimiter,
 }
 
 fn non_zero(n: u32) -> NonZeroU32 {
@@ -118,9 +117,6 @@ impl RateLimits {
             uploads_by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_hour(non_zero(
                 settings.rate_limit_uploads_per_hour,
             ))),
-            uploads: DefaultDirectRateLimiter::direct(Quota::per_hour(non_zero(
-                settings.rate_limit_uploads_global_per_hour,
-            ))),
         }
     }
 
@@ -142,11 +138,10 @@ impl RateLimits {
         verdict(self.login_by_account.check_key(&account))
     }
 
-    /// A document upload: the address and the whole service must have budget left.
-    /// Checked before a byte is streamed, so refused uploads cost no disk.
+    /// A document upload from `ip`. Checked before a byte is streamed, so refused
+    /// uploads cost no disk.
     pub fn check_upload(&self, ip: ClientIp) -> Result<(), AppError> {
-        verdict(self.uploads_by_ip.check_key(&ip.bucket()))?;
-        verdict(self.uploads.check())
+        verdict(self.uploads_by_ip.check_key(&ip.bucket()))
     }
 
     /// Drops keys whose budget is full again (they carry no information), then frees memory.
