@@ -83,6 +83,9 @@ pub struct Settings {
     pub search_pool_size: usize,
     /// Statement timeout on the search pool.
     pub search_statement_timeout: Duration,
+    /// Searches one client address may run at once, so no one address holds every
+    /// search connection.
+    pub search_max_per_ip: usize,
     pub currency: String,
     pub cors_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -213,6 +216,7 @@ impl Settings {
             db_statement_timeout: env.seconds("DB_STATEMENT_TIMEOUT", 30)?,
             search_pool_size: env.positive("SEARCH_POOL_SIZE", 4)?,
             search_statement_timeout: env.seconds("SEARCH_STATEMENT_TIMEOUT", 2)?,
+            search_max_per_ip: env.positive("SEARCH_MAX_PER_IP", 2)?,
             currency: env.parse(
                 "CURRENCY",
                 "EUR",

@@ -24,11 +24,10 @@
 //! the per-address cap (a proxy carries many clients), not from the deadlines.
 
 use std::{
-    collections::HashMap,
     io::{self, IoSlice},
     net::IpAddr,
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::Arc,
     task::{Context, Poll, Waker, ready},
     time::Duration,
 };
@@ -45,7 +44,10 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use crate::{config::Settings, core::limiter::ClientIp};
+use crate::{
+    config::Settings,
+    core::limiter::{ClientIp, InFlight, InFlightGuard},
+};
 
 /// The limits every accepted connection and request body is held to.
 #[derive(Debug, Clone)]
@@ -72,43 +74,35 @@ impl From<&Settings> for ConnectionLimits {
     }
 }
 
-/// Open connections per client address (IPv6 by /64, as the rate limits count them).
-type OpenCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
 /// Wraps an acceptor: per-address cap at accept time, deadlines on every socket.
 pub struct GuardedAcceptor<A> {
     inner: A,
     limits: Arc<ConnectionLimits>,
-    open: OpenCounts,
+    /// Open connections per client address (IPv6 by /64, as the rate limits count).
+    open: InFlight,
 }
 
 impl<A> GuardedAcceptor<A> {
     pub fn new(inner: A, limits: ConnectionLimits) -> Self {
         Self {
+            open: InFlight::new(limits.max_per_address),
             inner,
             limits: Arc::new(limits),
-            open: OpenCounts::default(),
         }
     }
 
     /// Counts a connection from `ip`, or `None` when its address already has its share.
-    fn admit(&self, ip: IpAddr) -> Option<AddressSlot> {
+    /// A trusted proxy is admitted without a slot.
+    fn admit(&self, ip: IpAddr) -> Option<Option<InFlightGuard>> {
         if self
             .limits
             .trusted_proxies
             .iter()
             .any(|net| net.contains(&ip))
         {
-            return Some(AddressSlot(None));
+            return Some(None);
         }
-        let key = ClientIp(ip).bucket();
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(key).or_default();
-        if *count >= self.limits.max_per_address {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot(Some((key, Arc::clone(&self.open)))))
+        self.open.enter(ClientIp(ip)).map(Some)
     }
 }
 
@@ -135,7 +129,7 @@ impl<A: Acceptor> Acceptor for GuardedAcceptor<A> {
                         continue;
                     }
                 },
-                None => AddressSlot(None),
+                None => None,
             };
             return Ok((
                 Guarded::new(io, Arc::clone(&self.limits), slot),
@@ -143,23 +137,6 @@ impl<A: Acceptor> Acceptor for GuardedAcceptor<A> {
                 remote,
                 scheme,
             ));
-        }
-    }
-}
-
-/// One counted connection; dropping it (the connection closed) frees the slot.
-struct AddressSlot(Option<(IpAddr, OpenCounts)>);
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        if let Some((key, open)) = &self.0 {
-            let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(count) = open.get_mut(key) {
-                *count -= 1;
-                if *count == 0 {
-                    open.remove(key);
-                }
-            }
         }
     }
 }
@@ -205,11 +182,12 @@ pub struct Guarded<IO> {
     /// The task of the read waiting now, if any: a response ending a request starts the
     /// idle clock, and that read must be polled again to arm it.
     reader: Option<Waker>,
-    _slot: AddressSlot,
+    /// This connection's place in its address's count; freed when the socket drops.
+    _slot: Option<InFlightGuard>,
 }
 
 impl<IO> Guarded<IO> {
-    fn new(io: IO, limits: Arc<ConnectionLimits>, slot: AddressSlot) -> Self {
+    fn new(io: IO, limits: Arc<ConnectionLimits>, slot: Option<InFlightGuard>) -> Self {
         Self {
             io,
             limits,
@@ -532,7 +510,7 @@ mod tests {
     }
 
     fn guarded() -> Guarded<tokio::io::Empty> {
-        Guarded::new(tokio::io::empty(), Arc::new(limits()), AddressSlot(None))
+        Guarded::new(tokio::io::empty(), Arc::new(limits()), None)
     }
 
     #[test]

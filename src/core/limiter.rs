@@ -16,8 +16,10 @@
 //! periodically, so a flood of distinct IPs or emails cannot grow memory without bound.
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, Ipv4Addr},
     num::NonZeroU32,
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -93,6 +95,8 @@ pub struct RateLimits {
     login_by_account_and_ip: DefaultKeyedRateLimiter<(String, IpAddr)>,
     login_by_account: DefaultKeyedRateLimiter<String>,
     uploads_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    /// Searches running per address: each holds one of the few search connections.
+    pub searches: InFlight,
 }
 
 fn non_zero(n: u32) -> NonZeroU32 {
@@ -117,6 +121,7 @@ impl RateLimits {
             uploads_by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_hour(non_zero(
                 settings.rate_limit_uploads_per_hour,
             ))),
+            searches: InFlight::new(settings.search_max_per_ip),
         }
     }
 
@@ -181,6 +186,57 @@ where
             retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
         }
     })
+}
+
+/// Concurrent holders per client address (IPv6 by /64), refused beyond a maximum:
+/// for what a rate cannot bound, such as connections held open or searches that each
+/// take a pooled connection for up to their timeout.
+#[derive(Clone)]
+pub struct InFlight {
+    max: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl InFlight {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for `ip`, held until the guard drops; `None` when it has `max` already.
+    pub fn enter(&self, ip: ClientIp) -> Option<InFlightGuard> {
+        let key = ip.bucket();
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(InFlightGuard {
+            key,
+            open: Arc::clone(&self.open),
+        })
+    }
+}
+
+/// One place in an [`InFlight`]; dropping it frees the place.
+pub struct InFlightGuard {
+    key: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// How often idle limiter keys are evicted.

@@ -76,6 +76,22 @@ async fn searches_cannot_take_the_connections_the_rest_of_the_api_needs() {
         app.get("/api/v1/services?q=garden", None).await.status,
         StatusCode::OK
     );
+
+    // One address may run two searches at once (SEARCH_MAX_PER_IP), not the whole pool.
+    let me = marketplace::core::limiter::ClientIp("127.0.0.1".parse().expect("ip"));
+    let running = [
+        app.state.limits.searches.enter(me),
+        app.state.limits.searches.enter(me),
+    ];
+    assert!(running.iter().all(Option::is_some));
+    let reply = app.get("/api/v1/services?q=garden", None).await;
+    reply.assert_problem(429, "rate_limited");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    drop(running);
+    assert_eq!(
+        app.get("/api/v1/services?q=garden", None).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
