@@ -75,6 +75,12 @@ pub struct Settings {
     pub job_expiry_interval: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// WebSockets one user may hold open on one instance.
+    pub ws_max_sockets_per_user: usize,
+    /// A WebSocket that sends nothing (not even a pong) for this long is closed.
+    pub ws_idle_timeout: Duration,
+    /// How often the server pings each WebSocket.
+    pub ws_ping_interval: Duration,
 }
 
 /// A configuration key that could not be used, with the form it expects.
@@ -200,6 +206,9 @@ impl Settings {
             job_request_ttl: env.seconds("JOB_REQUEST_TTL", 172_800)?,
             job_expiry_interval: env.seconds("JOB_EXPIRY_INTERVAL", 60)?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT", 10)?,
+            ws_max_sockets_per_user: env.positive("WS_MAX_SOCKETS_PER_USER", 5)?,
+            ws_idle_timeout: env.seconds("WS_IDLE_TIMEOUT", 60)?,
+            ws_ping_interval: env.seconds("WS_PING_INTERVAL", 25)?,
         })
     }
 }

@@ -32,8 +32,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let timeout = state.settings.shutdown_timeout;
     let acceptor = TcpListener::bind(bind);
     tracing::info!(%bind, startup_ms = started.elapsed().as_millis() as u64, "listening");
+    // WebSockets are long-lived: they are closed (1001) on the signal, before the
+    // server drains requests and the pools close, instead of holding shutdown up.
+    let hub = state.hub.clone();
+    let signal = async move {
+        shutdown_signal().await;
+        hub.shutdown(timeout).await;
+    };
     Server::new(acceptor)
-        .run_with_graceful_shutdown(app(state.clone()), shutdown_signal(), Some(timeout))
+        .run_with_graceful_shutdown(app(state.clone()), signal, Some(timeout))
         .await
         .with_context(|| format!("serving on {bind}"))?;
 
