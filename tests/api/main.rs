@@ -9,5 +9,6 @@ mod foundation;
 mod jobs;
 mod kyc;
 mod limits;
+mod messaging;
 mod resilience;
 mod revocation;

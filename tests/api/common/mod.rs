@@ -129,6 +129,8 @@ pub struct TestApp {
     pub db_name: String,
     pub settings: Settings,
     server: tokio::task::JoinHandle<()>,
+    /// A second instance on another app's database and prefix: leaves them to it.
+    sibling: bool,
 }
 
 /// Each test's own upload folder, removed with it.
@@ -178,6 +180,16 @@ impl TestApp {
             .expect("create test database");
         let prefix = format!("mpt:{}:{n}:", run_id());
         let settings = settings_for(&db_name, &prefix, overrides);
+        Self::serve(db_name, settings, false).await
+    }
+
+    /// Another instance of the app on the same database and Redis prefix, as a second
+    /// process behind a load balancer would be.
+    pub async fn spawn_sibling(&self) -> Self {
+        Self::serve(self.db_name.clone(), self.settings.clone(), true).await
+    }
+
+    async fn serve(db_name: String, settings: Settings, sibling: bool) -> Self {
         let state = AppState::new(settings.clone()).expect("state");
         // A fresh prefix has no revocations; mark it complete as `serve` would.
         if let Err(err) = state.revocations.refill(&state.db).await {
@@ -202,6 +214,7 @@ impl TestApp {
             db_name,
             settings,
             server,
+            sibling,
         }
     }
 
@@ -406,6 +419,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
         self.state.db.close();
+        if self.sibling {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.settings.upload_dir);
         let db_name = self.db_name.clone();
         let prefix = self.settings.redis_prefix.clone();
