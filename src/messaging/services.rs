@@ -149,7 +149,8 @@ fn thread_query(user: UserId) -> Sql {
          m.client_msg_id AS m_client_msg_id, m.created_at AS m_created_at, \
          (SELECT count(*) FROM messages u WHERE u.thread_id = p.thread_id \
             AND u.sender_id <> p.user_id \
-            AND (p.last_read_message_id IS NULL OR u.id > p.last_read_message_id)) AS unread_count \
+            AND u.id > COALESCE(p.last_read_message_id, '00000000-0000-0000-0000-000000000000')) \
+            AS unread_count \
          FROM thread_participants p \
          JOIN threads t ON t.id = p.thread_id \
          LEFT JOIN LATERAL (SELECT id, sender_id, body, client_msg_id, created_at FROM messages \

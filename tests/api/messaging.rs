@@ -1048,3 +1048,57 @@ async fn messaging_ws_shutdown_closes_sockets_going_away() {
         "dependency_unavailable",
     );
 }
+
+#[tokio::test]
+async fn messaging_ws_pubsub_reconnects_and_clients_resync_from_history() {
+    let mut redis = crate::common::private_redis::PrivateRedis::start();
+    let url = redis.url();
+    let chat = chat_with(&[("REDIS_URL", &url)]).await;
+    let mut client = open(&chat.app, &chat.client).await;
+    redis.restart();
+
+    // Whatever was published while the subscriber was away is lost to it: the hub
+    // reconnects, then closes its sockets so their clients re-sync.
+    assert_eq!(closed_with(&mut client).await, Some(1013));
+    let missed = until_ok(|| chat.send(&chat.worker, json!({"body": "while you were away"}))).await;
+    let bearer = format!("Bearer {}", chat.client.access);
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(ws) = try_open(&chat.app, "", &[("authorization", &bearer)]).await {
+            client = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = client.expect("a new socket after the restart");
+    let history = chat
+        .app
+        .get(
+            &format!("/api/v1/threads/{}/messages", chat.thread),
+            Some(&chat.client.access),
+        )
+        .await;
+    assert_eq!(history.json["items"][0], missed);
+    let live = chat.say(&chat.worker, "and now live").await;
+    assert_eq!(recv(&mut client).await["message"], live);
+    let metrics = chat.app.get("/metrics", None).await.body;
+    assert!(metrics.contains("ws_pubsub_reconnects_total"), "{metrics}");
+}
+
+/// Retries a request through the one 503 each stale pooled Redis connection gives.
+async fn until_ok<F: std::future::Future<Output = Reply>>(request: impl Fn() -> F) -> Value {
+    for _ in 0..100 {
+        let reply = request().await;
+        if reply.status.is_success() {
+            return reply.json;
+        }
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the request never succeeded");
+}
