@@ -31,12 +31,6 @@ async fn verify(req: &Request, token: &str) -> Result<CurrentUser, AppError> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| AppError::internal("application state missing"))?;
-    verify_token(state, token).await
-}
-
-/// Checks an access token (signature, expiry, revocation) wherever it was presented:
-/// the bearer guards above, and the WebSocket handshake.
-pub async fn verify_token(state: &AppState, token: &str) -> Result<CurrentUser, AppError> {
     let claims = state.tokens.verify(token)?;
     // Boxed: the revocation check (Redis, with a PostgreSQL fallback) is a future of
     // several KiB that every guarded handler's future would otherwise carry and copy.

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::{
     core::{
-        auth::{CurrentUser, verify_token},
+        auth::{CurrentUser, optional_user},
         metrics,
     },
     error::AppError,
@@ -96,15 +96,8 @@ async fn authenticate(
     req: &Request,
     ticket: Option<&str>,
 ) -> Result<CurrentUser, AppError> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(AppError::Unauthorized(
-                "the Authorization header must be `Bearer <token>`",
-            ))?;
-        return verify_token(state, token).await;
+    if let Some(user) = optional_user(req).await? {
+        return Ok(user);
     }
     match ticket {
         Some(ticket) => tickets::redeem(state, ticket).await,
@@ -155,7 +148,9 @@ async fn serve(
                         if limiter.check().is_err() {
                             Some(ServerFrame::error(&AppError::RateLimited { retry_after_secs: 1 }, None).to_text())
                         } else {
-                            answer(&state, user, &text).await
+                            // Boxed: the database futures behind a frame are large, and an idle
+                            // socket's task would otherwise carry their space all its life.
+                            Box::pin(answer(&state, user, &text)).await
                         }
                     }
                     Message::Binary(_) => Some(ServerFrame::error(&AppError::UnsupportedMediaType("frames are JSON text".into()), None).to_text()),
@@ -179,11 +174,22 @@ async fn serve(
             }
         }
     };
-    if let Some(code) = close {
-        let frame = Message::Close(Some((CloseCode::from(code), close_reason(code).to_owned())));
-        let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(frame)).await;
+    // A client that stopped reading cannot take a close frame either: past CLOSE_WAIT
+    // the connection is just dropped.
+    let handshake = match close {
+        Some(code) => {
+            let frame =
+                Message::Close(Some((CloseCode::from(code), close_reason(code).to_owned())));
+            matches!(
+                tokio::time::timeout(CLOSE_WAIT, socket.send(frame)).await,
+                Ok(Ok(()))
+            )
+        }
+        None => true,
+    };
+    if handshake {
+        let _ = tokio::time::timeout(CLOSE_WAIT, socket.close()).await;
     }
-    let _ = tokio::time::timeout(CLOSE_WAIT, socket.close()).await;
 }
 
 fn frame_limiter() -> DefaultDirectRateLimiter {

@@ -477,9 +477,14 @@ async fn try_open(
     }
 }
 
-async fn open(app: &TestApp, tokens: &Tokens) -> Ws {
+/// Opens a socket authenticated with `tokens`' bearer header.
+async fn try_open_as(app: &TestApp, tokens: &Tokens) -> Result<Ws, (u16, Option<String>, Value)> {
     let bearer = format!("Bearer {}", tokens.access);
-    match try_open(app, "", &[("authorization", &bearer)]).await {
+    try_open(app, "", &[("authorization", &bearer)]).await
+}
+
+async fn open(app: &TestApp, tokens: &Tokens) -> Ws {
+    match try_open_as(app, tokens).await {
         Ok(ws) => ws,
         Err(refused) => panic!("refused: {refused:?}"),
     }
@@ -827,21 +832,17 @@ async fn messaging_ws_oversize_frames_close_1009() {
 #[tokio::test]
 async fn messaging_ws_caps_sockets_per_user() {
     let chat = chat_with(&[("WS_MAX_SOCKETS_PER_USER", "2")]).await;
-    let bearer = format!("Bearer {}", chat.client.access);
     let first = open(&chat.app, &chat.client).await;
     let _second = open(&chat.app, &chat.client).await;
     assert_refused(
-        try_open(&chat.app, "", &[("authorization", &bearer)]).await,
+        try_open_as(&chat.app, &chat.client).await,
         409,
         "too_many_sockets",
     );
     drop(first);
     // The slot frees once the server has seen the first socket go.
     for _ in 0..100 {
-        if try_open(&chat.app, "", &[("authorization", &bearer)])
-            .await
-            .is_ok()
-        {
+        if try_open_as(&chat.app, &chat.client).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -897,6 +898,7 @@ async fn messaging_ws_slow_consumer_is_closed_while_others_receive() {
             .expect("the slow socket ends")
         {
             Some(Ok(Frame::Text(_))) => delivered += 1,
+            // The close frame only gets through if the client reads in time.
             Some(Ok(Frame::Close(frame))) => {
                 assert_eq!(frame.map(|f| u16::from(f.code)), Some(1013));
                 break;
@@ -991,9 +993,8 @@ async fn messaging_ws_logout_closes_that_login_on_every_instance_only() {
     assert_quiet_and_open(&mut same_user_other_login).await;
     assert_quiet_and_open(&mut bystander).await;
     // The revoked token cannot open a new one.
-    let bearer = format!("Bearer {}", chat.client.access);
     assert_refused(
-        try_open(&chat.app, "", &[("authorization", &bearer)]).await,
+        try_open_as(&chat.app, &chat.client).await,
         401,
         "token_revoked",
     );
@@ -1041,9 +1042,8 @@ async fn messaging_ws_shutdown_closes_sockets_going_away() {
     chat.app.state.hub.shutdown(Duration::from_secs(2)).await;
     assert_eq!(closed_with(&mut ws).await, Some(1001));
     assert_eq!(chat.app.state.hub.open_sockets(), 0);
-    let bearer = format!("Bearer {}", chat.client.access);
     assert_refused(
-        try_open(&chat.app, "", &[("authorization", &bearer)]).await,
+        try_open_as(&chat.app, &chat.client).await,
         503,
         "dependency_unavailable",
     );
@@ -1061,10 +1061,9 @@ async fn messaging_ws_pubsub_reconnects_and_clients_resync_from_history() {
     // reconnects, then closes its sockets so their clients re-sync.
     assert_eq!(closed_with(&mut client).await, Some(1013));
     let missed = until_ok(|| chat.send(&chat.worker, json!({"body": "while you were away"}))).await;
-    let bearer = format!("Bearer {}", chat.client.access);
     let mut client = None;
     for _ in 0..100 {
-        if let Ok(ws) = try_open(&chat.app, "", &[("authorization", &bearer)]).await {
+        if let Ok(ws) = try_open_as(&chat.app, &chat.client).await {
             client = Some(ws);
             break;
         }
