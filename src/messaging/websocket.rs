@@ -73,6 +73,11 @@ pub async fn upgrade(
     )?;
     let user = authenticate(state, req, ticket.as_deref()).await?;
     let (registration, queue) = state.hub.register(user.id, user.session).await?;
+    // A logout racing this handshake published its close event either after the socket
+    // was subscribed (the event closes it) or before, and then this check sees it.
+    if Box::pin(state.revocations.is_revoked(&state.db, user.session)).await? {
+        return Err(AppError::TokenRevoked);
+    }
     let state = state.clone();
     Ok(ws
         .config(config())
