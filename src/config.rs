@@ -9,8 +9,9 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 use ipnet::IpNet;
 use url::Url;
 
-/// The development JWT key: fine on a laptop, refused when `APP_ENV=production`.
-const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
+/// The development key earlier versions signed tokens with when `JWT_SECRET` was unset.
+/// It is public (it was in the source), so anyone could forge tokens with it: refused.
+const PUBLISHED_DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 
 /// Where the service runs; production turns insecure defaults into start-up errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +50,10 @@ pub struct Settings {
     /// Prepended to every Redis key, so deployments (and tests) can share one Redis.
     pub redis_prefix: String,
     pub bind: SocketAddr,
-    pub jwt_secret: Secret,
+    /// The HS256 key from `JWT_SECRET`. `None` outside production: a random key is
+    /// generated on first start and kept in the database, where every instance finds it
+    /// (see [`crate::core::signing_key`]).
+    pub jwt_secret: Option<Secret>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub upload_dir: String,
@@ -60,13 +64,24 @@ pub struct Settings {
     pub rate_limit_per_sec: u32,
     /// Extra requests a client IP may fire at once on top of the sustained rate.
     pub rate_limit_burst: u32,
-    /// Login and register attempts per minute, per client IP and per email.
+    /// Password attempts per minute, per client IP and per (account, IP).
     pub rate_limit_login_per_min: u32,
+    /// KYC uploads per hour from one client IP.
+    pub rate_limit_uploads_per_hour: u32,
+    /// KYC uploads per hour over every client: bounds how fast the disk can fill.
+    pub rate_limit_uploads_global_per_hour: u32,
+    /// How long the file of a rejected KYC submission is kept after the decision.
+    pub kyc_rejected_retention: Duration,
     pub db_pool_size: usize,
     /// How long a request waits for a pooled connection before it gets 503.
     pub db_pool_timeout: Duration,
     /// Server-side cap on any one SQL statement.
     pub db_statement_timeout: Duration,
+    /// Connections of the separate pool public search runs on: at most this many
+    /// searches run at once, whatever they cost.
+    pub search_pool_size: usize,
+    /// Statement timeout on the search pool.
+    pub search_statement_timeout: Duration,
     pub currency: String,
     pub cors_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -75,6 +90,9 @@ pub struct Settings {
     pub job_expiry_interval: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Bearer token a scraper must present for `/metrics`; unset, `/metrics` is not
+    /// served (it shows routes, error rates and pool use: reconnaissance for an attacker).
+    pub metrics_token: Option<Secret>,
     /// WebSockets one user may hold open on one instance.
     pub ws_max_sockets_per_user: usize,
     /// A WebSocket that sends nothing (not even a pong) for this long is closed.
@@ -100,11 +118,6 @@ impl Settings {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
 
-    /// Whether tokens are signed with the built-in development key.
-    pub fn uses_development_secret(&self) -> bool {
-        self.jwt_secret.expose() == DEV_JWT_SECRET
-    }
-
     /// Builds settings from any key lookup, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
@@ -120,7 +133,14 @@ impl Settings {
             },
         )?;
         let jwt_secret = match env.get("JWT_SECRET") {
-            Some(secret) if secret.len() >= 32 => Secret::new(secret),
+            Some(secret) if secret == PUBLISHED_DEV_SECRET => {
+                return Err(ConfigError {
+                    key: "JWT_SECRET",
+                    value: "***".into(),
+                    expected: "a secret of your own: this development key is public",
+                });
+            }
+            Some(secret) if secret.len() >= 32 => Some(Secret::new(secret)),
             Some(secret) if app_env == AppEnv::Production || !secret.is_empty() => {
                 return Err(ConfigError {
                     key: "JWT_SECRET",
@@ -135,7 +155,7 @@ impl Settings {
                     expected: "a secret of at least 32 bytes (required when APP_ENV=production)",
                 });
             }
-            _ => Secret::new(DEV_JWT_SECRET),
+            _ => None,
         };
 
         Ok(Self {
@@ -182,9 +202,15 @@ impl Settings {
             rate_limit_per_sec: env.positive("RATE_LIMIT_PER_SEC", 50)?,
             rate_limit_burst: env.positive("RATE_LIMIT_BURST", 100)?,
             rate_limit_login_per_min: env.positive("RATE_LIMIT_LOGIN_PER_MIN", 10)?,
+            rate_limit_uploads_per_hour: env.positive("RATE_LIMIT_UPLOADS_PER_HOUR", 20)?,
+            rate_limit_uploads_global_per_hour: env
+                .positive("RATE_LIMIT_UPLOADS_GLOBAL_PER_HOUR", 1000)?,
+            kyc_rejected_retention: env.seconds("KYC_REJECTED_RETENTION", 30 * 24 * 3600)?,
             db_pool_size: env.positive("DB_POOL_SIZE", 16)?,
             db_pool_timeout: env.seconds("DB_POOL_TIMEOUT", 5)?,
             db_statement_timeout: env.seconds("DB_STATEMENT_TIMEOUT", 30)?,
+            search_pool_size: env.positive("SEARCH_POOL_SIZE", 4)?,
+            search_statement_timeout: env.seconds("SEARCH_STATEMENT_TIMEOUT", 2)?,
             currency: env.parse(
                 "CURRENCY",
                 "EUR",
@@ -206,6 +232,11 @@ impl Settings {
             job_request_ttl: env.seconds("JOB_REQUEST_TTL", 172_800)?,
             job_expiry_interval: env.seconds("JOB_EXPIRY_INTERVAL", 60)?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT", 10)?,
+            metrics_token: match env.get("METRICS_TOKEN").filter(|t| !t.is_empty()) {
+                Some(token) if token.len() >= 16 => Some(Secret::new(token)),
+                Some(_) => return Err(env.error("METRICS_TOKEN", "at least 16 characters")),
+                None => None,
+            },
             ws_max_sockets_per_user: env.positive("WS_MAX_SOCKETS_PER_USER", 5)?,
             ws_idle_timeout: env.seconds("WS_IDLE_TIMEOUT", 60)?,
             ws_ping_interval: env.seconds("WS_PING_INTERVAL", 25)?,
@@ -403,6 +434,16 @@ mod tests {
         );
         let long = "x".repeat(32);
         assert!(settings(&[("APP_ENV", "production"), ("JWT_SECRET", &long)]).is_ok());
+    }
+
+    #[test]
+    fn the_published_development_key_is_refused_everywhere() {
+        for env in ["development", "test", "production"] {
+            let err = settings(&[("APP_ENV", env), ("JWT_SECRET", PUBLISHED_DEV_SECRET)])
+                .expect_err("published key");
+            assert_eq!(err.key, "JWT_SECRET");
+        }
+        assert!(settings(&[]).expect("defaults").jwt_secret.is_none());
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// This instance is at capacity for the work asked (password hashing): retry soon.
+    #[error("the server is busy; retry in {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
     /// A dependency (PostgreSQL, Redis) is unreachable or timed out.
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
@@ -145,6 +148,7 @@ impl AppError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded { .. } => "overloaded",
             Self::Unavailable(_) => "dependency_unavailable",
             Self::Internal(_) => "internal",
         }
@@ -201,7 +205,7 @@ impl ResponseError for AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -222,7 +226,7 @@ impl ResponseError for AppError {
             Self::Unauthorized(_) | Self::TokenRevoked => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::Overloaded { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Self::PayloadTooLarge => {
@@ -247,7 +251,10 @@ impl ApiResponse for AppError {
             (422, "Well-formed but invalid values (`validation_failed`)"),
             (429, "Rate limited; see `Retry-After`"),
             (500, "Internal error (logged, never detailed)"),
-            (503, "A dependency is unavailable"),
+            (
+                503,
+                "A dependency is unavailable (`dependency_unavailable`) or the server is busy (`overloaded`, see `Retry-After`)",
+            ),
         ];
         MetaResponses {
             responses: statuses

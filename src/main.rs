@@ -62,6 +62,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Files this process creates (logs, uploads, mail) are for its own user only: logs
+    // carry client addresses and user ids, documents are identity papers.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -80,11 +83,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if settings.uses_development_secret() {
-        tracing::warn!(
-            "JWT_SECRET is not set: using the development key (refused when APP_ENV=production)"
-        );
-    }
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => server::serve(settings).await,
@@ -125,7 +123,7 @@ fn main() -> ExitCode {
 
 async fn seed(settings: Settings, amounts: Amounts, password: &str) -> anyhow::Result<()> {
     server::migrate(&settings).await?;
-    let state = AppState::new(settings)?;
+    let state = AppState::new(settings).await?;
     let started = std::time::Instant::now();
     let seeded = marketplace::seed::seed(&state, amounts, password, true).await?;
     println!(
@@ -151,9 +149,10 @@ async fn create_admin(settings: Settings, email: &str) -> anyhow::Result<()> {
     std::io::stdin().lock().read_line(&mut password)?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     let email = normalize_email(email).map_err(|e| anyhow::anyhow!("--email {}", e.message))?;
-    check_password("password", &password).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
+    check_password("password", &password, &[&email])
+        .map_err(|e| anyhow::anyhow!("password {}", e.message))?;
     server::migrate(&settings).await?;
-    let state = AppState::new(settings)?;
+    let state = AppState::new(settings).await?;
     match create_user(
         &state,
         &email,

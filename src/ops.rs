@@ -7,6 +7,7 @@ use poem_openapi::{
     ApiResponse, Object, OpenApi,
     payload::{Json, PlainText},
 };
+use sha2::{Digest, Sha256};
 
 use crate::{core, error::AppError, routes::ApiTags, state::AppState};
 
@@ -55,11 +56,31 @@ impl OpsApi {
         Ok(ok())
     }
 
-    /// Request counts and latencies by route, and pool usage.
+    /// Request counts and latencies by route, and pool usage. Requires
+    /// `Authorization: Bearer <METRICS_TOKEN>`; without a configured token it is not served (404).
     #[oai(path = "/metrics", method = "get")]
-    async fn metrics(&self, state: Data<&AppState>) -> MetricsText {
+    async fn metrics(
+        &self,
+        state: Data<&AppState>,
+        req: &poem::Request,
+    ) -> Result<MetricsText, AppError> {
+        let expected = state
+            .settings
+            .metrics_token
+            .as_ref()
+            .ok_or(AppError::NotFound)?;
+        let presented = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Digests compared, so the time taken says nothing about the token's bytes.
+        if Sha256::digest(presented.as_bytes()) != Sha256::digest(expected.expose().as_bytes()) {
+            return Err(AppError::Unauthorized("a valid metrics token is required"));
+        }
         let db = state.db.status();
         core::metrics::record_pool(db.size, db.available, db.max_size, db.waiting);
-        MetricsText::Ok(PlainText(core::metrics::handle().render()))
+        Ok(MetricsText::Ok(PlainText(core::metrics::handle().render())))
     }
 }

@@ -21,11 +21,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(?applied, "applied migrations");
     }
-    let state = AppState::new(settings)?;
-    if let Err(err) = state.revocations.refill(&state.db).await {
-        // Requests fall back to PostgreSQL until a refill succeeds.
-        tracing::warn!(error = %err, "could not prime revoked sessions in redis");
-    }
+    let state = AppState::new(settings).await?;
     let mut background = tasks::spawn_all(&state);
 
     let bind = state.settings.bind;
@@ -46,6 +42,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     background.shutdown().await;
     state.db.close();
+    state.search_db.close();
     state.redis.close();
     tracing::info!("stopped");
     Ok(())

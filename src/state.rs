@@ -13,6 +13,7 @@ use crate::{
         password::Passwords,
         redis::{self, RedisPool},
         revocation::Revocations,
+        signing_key,
         upload::{LocalStore, UploadStore},
     },
     db::{self, DbPool},
@@ -26,6 +27,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub settings: Settings,
     pub db: DbPool,
+    /// Public search's own small pool (see [`db::search_pool`]).
+    pub search_db: DbPool,
     pub redis: RedisPool,
     pub tokens: TokenKeys,
     pub cursors: Cursors,
@@ -47,9 +50,11 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Builds the pools (connections open lazily) and everything that hangs off settings.
-    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+    /// Builds the pools and everything that hangs off settings. Without a configured
+    /// `JWT_SECRET` the signing key is read from the database, so it must be reachable.
+    pub async fn new(settings: Settings) -> anyhow::Result<Self> {
         let db = db::pool(&settings)?;
+        let secret = signing_key::resolve(&settings, &db).await?;
         let redis = redis::pool(
             &settings.redis_url,
             settings.db_pool_size * 2,
@@ -68,12 +73,13 @@ impl AppState {
         );
         Ok(Self(Arc::new(Inner {
             hub,
-            tokens: TokenKeys::new(&settings.jwt_secret, settings.access_token_ttl),
-            cursors: Cursors::new(&settings.jwt_secret),
+            tokens: TokenKeys::new(&secret, settings.access_token_ttl),
+            cursors: Cursors::new(&secret),
             passwords: Passwords::new(),
             limits: RateLimits::new(&settings),
             uploads: Arc::new(LocalStore::new(&settings.upload_dir)),
             revocations,
+            search_db: db::search_pool(&settings)?,
             db,
             redis,
             settings,

@@ -34,6 +34,8 @@ async fn verify(req: &Request, token: &str) -> Result<CurrentUser, AppError> {
     let claims = state.tokens.verify(token)?;
     // Boxed: the revocation check (Redis, with a PostgreSQL fallback) is a future of
     // several KiB that every guarded handler's future would otherwise carry and copy.
+    // On the request's log lines from here on, so the log says who did what.
+    tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
     if Box::pin(state.revocations.is_revoked(&state.db, claims.sid)).await? {
         return Err(AppError::TokenRevoked);
     }

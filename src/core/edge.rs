@@ -17,7 +17,11 @@
 
 use std::time::Instant;
 
-use poem::{Endpoint, PathPattern, Request, Response, endpoint::BoxEndpoint, http::HeaderValue};
+use poem::{
+    Endpoint, PathPattern, Request, Response,
+    endpoint::BoxEndpoint,
+    http::{HeaderValue, StatusCode, header},
+};
 use tracing::Instrument;
 
 use crate::{
@@ -30,8 +34,9 @@ use crate::{
     state::AppState,
 };
 
-/// Paths that are never rate limited: probes and scrapes must always answer.
-const UNLIMITED: &[&str] = &["/health", "/ready", "/metrics"];
+/// Paths that are never rate limited: probes must always answer. (`/metrics` is
+/// limited like any route: it needs a token, and a scraper asks every few seconds.)
+const UNLIMITED: &[&str] = &["/health", "/ready"];
 
 /// Request id, span, access log and metrics around `E` (see the module documentation).
 pub struct Edge<E> {
@@ -56,8 +61,15 @@ impl<E: Endpoint<Output = Response>> Endpoint for Edge<E> {
             .and_then(|v| RequestId::from_client(v.as_bytes()))
             .unwrap_or_else(RequestId::generate);
         let method = req.method().clone();
-        let span =
-            tracing::info_span!("request", request_id = %id.0, %method, path = %req.uri().path());
+        // `client_ip` is filled in by `Admission`, `user_id` by the bearer check.
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id.0,
+            %method,
+            path = %req.uri().path(),
+            client_ip = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+        );
         let mut response = match self.inner.call(req).instrument(span.clone()).await {
             Ok(response) => response,
             // Only CORS refusals get here: `Admission` answers its own errors.
@@ -78,11 +90,36 @@ impl<E: Endpoint<Output = Response>> Endpoint for Edge<E> {
                 latency_ms = elapsed.as_secs_f64() * 1000.0,
                 "request finished"
             );
+            if let Some(event) = security_event(status) {
+                // The span adds who (client IP, user id when known) and where (path).
+                tracing::warn!(
+                    security_event = event,
+                    status = status.as_u16(),
+                    "security event"
+                );
+            }
         });
+        let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&id.0) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            headers.insert(REQUEST_ID_HEADER, value);
         }
+        // Tokens, profiles and documents must not sit in shared or browser caches; a
+        // response that may be cached says so itself.
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
         Ok(response)
+    }
+}
+
+/// Which responses are security events (ASVS V16): failed authentication (wrong
+/// password, bad or revoked token), refused access, and rate limiting.
+fn security_event(status: StatusCode) -> Option<&'static str> {
+    match status {
+        StatusCode::UNAUTHORIZED => Some("authentication_failed"),
+        StatusCode::FORBIDDEN => Some("access_denied"),
+        StatusCode::TOO_MANY_REQUESTS => Some("rate_limited"),
+        _ => None,
     }
 }
 
@@ -111,6 +148,7 @@ impl Endpoint for Admission {
             .filter_map(|v| v.to_str().ok());
         let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
         let ip = ClientIp::resolve(peer, forwarded, &self.state.settings.trusted_proxies);
+        tracing::Span::current().record("client_ip", tracing::field::display(ip.0));
         req.set_data(ip);
         req.set_data(self.state.clone());
         if !UNLIMITED.contains(&req.uri().path()) {

@@ -21,7 +21,10 @@ use poem_openapi::{
 };
 use serde::Serialize;
 
-use crate::error::{AppError, into_problem};
+use crate::{
+    core::validate::NUL_MESSAGE,
+    error::{AppError, FieldError, into_problem},
+};
 
 /// No JSON request of this API is anywhere near this; larger bodies are refused unread.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
@@ -88,10 +91,43 @@ fn parse<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, AppError> {
         serde_json::from_slice(bytes)
             .map_err(|err| AppError::MalformedBody(format!("the body is not valid JSON: {err}")))?
     };
+    if let Some(field) = field_with_nul(&value) {
+        return Err(FieldError::new(field, NUL_MESSAGE).into());
+    }
     T::parse_from_json(Some(value)).map_err(|err| AppError::Validation {
         detail: err.into_message(),
         errors: Vec::new(),
     })
+}
+
+/// The first field (dotted path) of a JSON document holding text with a NUL character.
+///
+/// PostgreSQL text cannot store NUL: such a value would fail deep in a query as a 500.
+/// No field of this API has a use for it, so bodies are refused at the edge, with the
+/// field named, before any service sees them.
+fn field_with_nul(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0').then(String::new),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            field_with_nul(item).map(|inner| join_path(&i.to_string(), &inner))
+        }),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(key.replace('\0', "\\0"));
+            }
+            field_with_nul(item).map(|inner| join_path(key, &inner))
+        }),
+        _ => None,
+    }
+}
+
+fn join_path(outer: &str, inner: &str) -> String {
+    if inner.is_empty() {
+        outer.to_owned()
+    } else {
+        format!("{outer}.{inner}")
+    }
 }
 
 impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {

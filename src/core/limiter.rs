@@ -1,5 +1,13 @@
-//! Rate limiting with governor: a per-IP budget on every route, and a strict budget on
-//! login and register keyed by IP and by email.
+//! Rate limiting with governor: a per-IP budget on every route, and password attempts
+//! (login, register, password change) budgeted three ways:
+//!
+//! - per client IP, whatever the account: one address cannot spray many accounts;
+//! - per (account, IP), at the same strict rate: one address cannot guess at one
+//!   account, and, keyed by the pair, it spends only its own budget, so an attacker
+//!   hammering a victim's email does not lock the victim out from the victim's address;
+//! - per account over every address, [`ACCOUNT_BUDGET_FACTOR`] times softer: a slow
+//!   guess spread over many addresses is still capped, while locking an account out
+//!   takes that many addresses at full speed instead of one.
 //!
 //! Limits are per instance (governor keeps its state in memory): N instances behind a
 //! balancer allow up to N times the configured rate. Idle keys are evicted
@@ -12,7 +20,7 @@ use std::{
 };
 
 use governor::{
-    DefaultKeyedRateLimiter, Quota,
+    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota,
     clock::{Clock, DefaultClock},
 };
 use ipnet::IpNet;
@@ -68,11 +76,17 @@ impl ClientIp {
     }
 }
 
+/// How many times the per-(account, IP) budget one account gets over every address.
+pub const ACCOUNT_BUDGET_FACTOR: u32 = 5;
+
 /// Every limiter of the process.
 pub struct RateLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    login_by_account_and_ip: DefaultKeyedRateLimiter<(String, IpAddr)>,
     login_by_account: DefaultKeyedRateLimiter<String>,
+    uploads_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    uploads: DefaultDirectRateLimiter,
 }
 
 fn non_zero(n: u32) -> NonZeroU32 {
@@ -84,10 +98,22 @@ impl RateLimits {
         let general = Quota::per_second(non_zero(settings.rate_limit_per_sec))
             .allow_burst(non_zero(settings.rate_limit_burst));
         let login = Quota::per_minute(non_zero(settings.rate_limit_login_per_min));
+        let account = Quota::per_minute(non_zero(
+            settings
+                .rate_limit_login_per_min
+                .saturating_mul(ACCOUNT_BUDGET_FACTOR),
+        ));
         Self {
             per_ip: DefaultKeyedRateLimiter::keyed(general),
             login_by_ip: DefaultKeyedRateLimiter::keyed(login),
-            login_by_account: DefaultKeyedRateLimiter::keyed(login),
+            login_by_account_and_ip: DefaultKeyedRateLimiter::keyed(login),
+            login_by_account: DefaultKeyedRateLimiter::keyed(account),
+            uploads_by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_hour(non_zero(
+                settings.rate_limit_uploads_per_hour,
+            ))),
+            uploads: DefaultDirectRateLimiter::direct(Quota::per_hour(non_zero(
+                settings.rate_limit_uploads_global_per_hour,
+            ))),
         }
     }
 
@@ -95,26 +121,47 @@ impl RateLimits {
         verdict(self.per_ip.check_key(&ip.bucket()))
     }
 
-    /// Password attempts (login, register, password change): both the address and the
-    /// account (its email, or its id) must have budget left.
+    /// Password attempts (login, register, password change) against `account` (its
+    /// email, or its id): the address, the pair and the account must all have budget
+    /// left (see the module documentation).
     pub fn check_login(&self, ip: ClientIp, account: &str) -> Result<(), AppError> {
-        verdict(self.login_by_ip.check_key(&ip.bucket()))?;
+        let bucket = ip.bucket();
+        verdict(self.login_by_ip.check_key(&bucket))?;
+        verdict(
+            self.login_by_account_and_ip
+                .check_key(&(account.to_owned(), bucket)),
+        )?;
         verdict(self.login_by_account.check_key(&account.to_owned()))
+    }
+
+    /// A document upload: the address and the whole service must have budget left.
+    /// Checked before a byte is streamed, so refused uploads cost no disk.
+    pub fn check_upload(&self, ip: ClientIp) -> Result<(), AppError> {
+        verdict(self.uploads_by_ip.check_key(&ip.bucket()))?;
+        verdict(self.uploads.check())
     }
 
     /// Drops keys whose budget is full again (they carry no information), then frees memory.
     pub fn evict_idle(&self) {
         self.per_ip.retain_recent();
         self.login_by_ip.retain_recent();
+        self.login_by_account_and_ip.retain_recent();
         self.login_by_account.retain_recent();
+        self.uploads_by_ip.retain_recent();
         self.per_ip.shrink_to_fit();
         self.login_by_ip.shrink_to_fit();
+        self.login_by_account_and_ip.shrink_to_fit();
         self.login_by_account.shrink_to_fit();
+        self.uploads_by_ip.shrink_to_fit();
     }
 
     /// Keys currently tracked, over every limiter.
     pub fn tracked_keys(&self) -> usize {
-        self.per_ip.len() + self.login_by_ip.len() + self.login_by_account.len()
+        self.per_ip.len()
+            + self.login_by_ip.len()
+            + self.login_by_account_and_ip.len()
+            + self.login_by_account.len()
+            + self.uploads_by_ip.len()
     }
 }
 

@@ -14,5 +14,6 @@ pub mod password;
 pub mod redis;
 pub mod request_id;
 pub mod revocation;
+pub mod signing_key;
 pub mod upload;
 pub mod validate;

@@ -9,7 +9,7 @@
 
 use std::sync::{
     Arc, Mutex,
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use argon2::{
@@ -36,10 +36,20 @@ fn params() -> Result<Params, AppError> {
 /// One hash's work memory: `MEMORY_KIB` blocks of 1 KiB.
 type Blocks = Vec<Block>;
 
-/// Hashes and verifies passwords off the async runtime, a bounded number at a time.
+/// Callers that may wait for a hashing slot, per slot. Beyond that a login is refused
+/// at once (503, `Retry-After`) instead of queueing: 300 concurrent logins used to wait
+/// 9.9 s in an unbounded queue, holding their connections all the while. Sixteen per
+/// slot is about 0.3 s of queue at ~60 hashes per second per core.
+const QUEUE_PER_PERMIT: usize = 16;
+
+/// Hashes and verifies passwords off the async runtime, a bounded number at a time,
+/// with a bounded queue in front.
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    /// Callers holding or waiting for a permit.
+    admitted: Arc<AtomicUsize>,
+    max_admitted: usize,
     /// Idle work buffers; never more than there are permits.
     buffers: Arc<Mutex<Vec<Blocks>>>,
     verifications: Arc<AtomicU64>,
@@ -49,8 +59,14 @@ impl Passwords {
     /// One permit per core: more concurrent hashes would only add memory, not speed.
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self::with_slots(cores)
+    }
+
+    fn with_slots(slots: usize) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(cores)),
+            permits: Arc::new(Semaphore::new(slots)),
+            admitted: Arc::default(),
+            max_admitted: slots * (1 + QUEUE_PER_PERMIT),
             buffers: Arc::default(),
             verifications: Arc::default(),
         }
@@ -111,6 +127,7 @@ impl Passwords {
         &self,
         work: impl FnOnce(&mut [Block]) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
+        let admission = Admission::enter(&self.admitted, self.max_admitted)?;
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
@@ -118,7 +135,7 @@ impl Passwords {
         let buffers = Arc::clone(&self.buffers);
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _slot = (permit, admission);
             let pooled = buffers.lock().map_err(AppError::internal)?.pop();
             let mut blocks = pooled.unwrap_or_else(|| vec![Block::default(); MEMORY_KIB as usize]);
             let result = span.in_scope(|| work(&mut blocks));
@@ -127,6 +144,28 @@ impl Passwords {
         })
         .await
         .map_err(AppError::internal)?
+    }
+}
+
+/// One caller counted in [`Passwords::admitted`] until dropped: when its hash is done,
+/// or when it gave up waiting (the client went away).
+struct Admission(Arc<AtomicUsize>);
+
+impl Admission {
+    fn enter(admitted: &Arc<AtomicUsize>, max: usize) -> Result<Self, AppError> {
+        if admitted.fetch_add(1, Ordering::AcqRel) >= max {
+            admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(AppError::Overloaded {
+                retry_after_secs: 1,
+            });
+        }
+        Ok(Self(Arc::clone(admitted)))
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -256,5 +295,31 @@ mod tests {
         let parsed = argon2::PasswordHash::new(DUMMY_HASH).expect("valid PHC string");
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
         assert_eq!(parsed.params.to_string(), "m=19456,t=2,p=1");
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_and_drains() {
+        // One slot, so at most 1 + QUEUE_PER_PERMIT callers are admitted at once.
+        let passwords = Passwords::with_slots(1);
+        let attempts: Vec<_> = (0..QUEUE_PER_PERMIT + 8)
+            .map(|_| {
+                let passwords = passwords.clone();
+                tokio::spawn(async move { passwords.verify(Secret::new("x"), None).await })
+            })
+            .collect();
+        let mut refused = 0;
+        for attempt in attempts {
+            match attempt.await.expect("join") {
+                Ok(matched) => assert!(!matched),
+                Err(AppError::Overloaded { retry_after_secs }) => {
+                    assert_eq!(retry_after_secs, 1);
+                    refused += 1;
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(refused >= 7, "{refused} refused");
+        assert_eq!(passwords.admitted.load(Ordering::Acquire), 0);
+        assert!(passwords.verify(Secret::new("x"), None).await.is_ok());
     }
 }

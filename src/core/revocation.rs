@@ -1,21 +1,25 @@
-//! Revoked logins: PostgreSQL holds the durable record, Redis answers the hot-path check.
+//! Whether a login session may still be used: PostgreSQL holds the durable record, Redis
+//! caches the answer for the hot path.
 //!
-//! A revoked session id is kept in Redis for one access-token lifetime (plus leeway):
-//! after that every access token it covered has expired anyway, so Redis never grows
-//! without bound. Refresh tokens are checked against PostgreSQL directly.
+//! Redis holds one key per session that has been asked about: `1` (live) or `0`
+//! (revoked or never issued). A key that is missing is never read as "live": the check
+//! asks PostgreSQL and writes the answer back. So whatever Redis loses — a restart with
+//! no persistence, a single evicted key under `allkeys-*`, a key missing after a restore —
+//! the check fails closed onto the durable record instead of letting a revoked (or
+//! forged, never-issued) session through.
 //!
-//! Redis on this stack may restart empty. A marker key, written after Redis has been
-//! filled from PostgreSQL, tells a complete Redis from an emptied one; without it the
-//! check asks PostgreSQL and a refill starts in the background. A logged-out token
-//! therefore never works again, whatever happened to Redis in between.
+//! The two writers cannot undo each other:
+//! - a revocation overwrites the key with `0` (inside the revoking transaction, before
+//!   commit), for one access-token lifetime, after which every token of the session
+//!   has expired anyway;
+//! - a read-through writes its answer only when no key exists (`SET NX`), so a check
+//!   that read PostgreSQL just before a logout cannot put `1` back over the logout's `0`.
+//!
+//! Live answers are cached for [`LIVE_TTL`] only. A Redis restored from a snapshot
+//! older than that brings back no live key at all (snapshots keep absolute expiry
+//! times), so a session revoked after the snapshot is read from PostgreSQL again.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use deadpool_redis::redis;
 use diesel::prelude::*;
@@ -30,14 +34,19 @@ use crate::{
     error::AppError,
 };
 
-/// The Redis side of revocation, keyed under the deployment's prefix.
+/// How long a "live" answer may be served from Redis without asking PostgreSQL.
+const LIVE_TTL: Duration = Duration::from_secs(60);
+
+const LIVE: u8 = 1;
+const DEAD: u8 = 0;
+
+/// The Redis side of session checks, keyed under the deployment's prefix.
 #[derive(Clone)]
 pub struct Revocations {
     redis: RedisPool,
     prefix: String,
     /// How long a revocation must stay in Redis: the access-token lifetime plus leeway.
-    ttl: Duration,
-    refilling: Arc<AtomicBool>,
+    revoked_ttl: Duration,
 }
 
 impl Revocations {
@@ -45,31 +54,24 @@ impl Revocations {
         Self {
             redis,
             prefix: prefix.to_owned(),
-            ttl: access_token_ttl + Duration::from_secs(30),
-            refilling: Arc::new(AtomicBool::new(false)),
+            revoked_ttl: access_token_ttl + Duration::from_secs(30),
         }
     }
 
     fn key(&self, session: SessionId) -> String {
-        format!("{}revoked:{}", self.prefix, session)
+        format!("{}session:{}", self.prefix, session)
     }
 
-    fn marker(&self) -> String {
-        format!("{}revoked:complete", self.prefix)
-    }
-
-    /// One Redis round trip on the happy path. Fails closed: no Redis, no answer (503).
+    /// One Redis `GET` on the happy path; PostgreSQL when Redis has no answer. Fails
+    /// closed: no Redis, no answer (503).
     pub async fn is_revoked(&self, db: &DbPool, session: SessionId) -> Result<bool, AppError> {
-        let mget = redis::cmd("MGET")
-            .arg(self.key(session))
-            .arg(self.marker())
-            .clone();
-        let (revoked, complete): (Option<u8>, Option<u8>) =
-            redis_pool::run(&self.redis, async |conn| mget.query_async(conn).await).await?;
-        if complete.is_some() {
-            return Ok(revoked.is_some());
+        let key = self.key(session);
+        let get = redis::cmd("GET").arg(&key).clone();
+        let cached: Option<u8> =
+            redis_pool::run(&self.redis, async |conn| get.query_async(conn).await).await?;
+        if let Some(state) = cached {
+            return Ok(state != LIVE);
         }
-        self.spawn_refill(db.clone());
         let mut conn = crate::db::checkout(db).await?;
         let revoked_at: Option<Option<chrono::DateTime<chrono::Utc>>> = login_sessions::table
             .find(session)
@@ -77,63 +79,41 @@ impl Revocations {
             .first(&mut conn)
             .await
             .optional()?;
-        // An unknown session cannot have been issued by us with this key: treat as revoked.
-        Ok(revoked_at.is_none_or(|at| at.is_some()))
+        drop(conn);
+        // A session id this service never issued counts as revoked.
+        let revoked = revoked_at.is_none_or(|at| at.is_some());
+        let (value, ttl) = if revoked {
+            (DEAD, self.revoked_ttl)
+        } else {
+            (LIVE, LIVE_TTL)
+        };
+        let set = redis::cmd("SET")
+            .arg(&key)
+            .arg(value)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl.as_secs())
+            .clone();
+        redis_pool::run(&self.redis, async |conn| {
+            set.query_async::<Option<String>>(conn).await
+        })
+        .await?;
+        Ok(revoked)
     }
 
     /// Marks sessions revoked in Redis. Callers do this inside the transaction that
     /// records the revocation in PostgreSQL, before commit: a Redis that cannot take the
-    /// write rolls the revocation back (503, safe to retry) rather than leaving the two
-    /// stores disagreeing.
+    /// write rolls the revocation back (503, safe to retry) rather than leaving a live
+    /// answer cached for a session PostgreSQL calls revoked.
     pub async fn revoke(&self, sessions: &[SessionId]) -> Result<(), AppError> {
         if sessions.is_empty() {
             return Ok(());
         }
-        let pipe = self.pipeline(sessions);
-        redis_pool::run(&self.redis, async |conn| pipe.query_async::<()>(conn).await).await
-    }
-
-    fn pipeline(&self, sessions: &[SessionId]) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         for session in sessions {
-            pipe.set_ex(self.key(*session), 1u8, self.ttl.as_secs())
+            pipe.set_ex(self.key(*session), DEAD, self.revoked_ttl.as_secs())
                 .ignore();
         }
-        pipe
-    }
-
-    /// Copies every revocation that may still matter from PostgreSQL into Redis, then
-    /// writes the marker. Returns how many sessions it copied.
-    pub async fn refill(&self, db: &DbPool) -> Result<usize, AppError> {
-        let since = chrono::Utc::now() - self.ttl;
-        let mut conn = crate::db::checkout(db).await?;
-        let sessions: Vec<SessionId> = login_sessions::table
-            .filter(login_sessions::revoked_at.gt(since))
-            .select(login_sessions::id)
-            .load(&mut conn)
-            .await?;
-        drop(conn);
-        // Keys and marker in one MULTI/EXEC: a marker can never land without its keys.
-        let mut pipe = self.pipeline(&sessions);
-        pipe.atomic().set(self.marker(), 1u8).ignore();
-        redis_pool::run(&self.redis, async |conn| pipe.query_async::<()>(conn).await).await?;
-        Ok(sessions.len())
-    }
-
-    /// One refill at a time per process; requests keep using PostgreSQL meanwhile.
-    fn spawn_refill(&self, db: DbPool) {
-        if self.refilling.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            match this.refill(&db).await {
-                Ok(count) => tracing::info!(count, "refilled revoked sessions into redis"),
-                Err(err) => {
-                    tracing::warn!(error = %err, "refilling revoked sessions failed; will retry")
-                }
-            }
-            this.refilling.store(false, Ordering::Release);
-        });
+        redis_pool::run(&self.redis, async |conn| pipe.query_async::<()>(conn).await).await
     }
 }

@@ -4,6 +4,19 @@ use std::ops::RangeInclusive;
 
 use crate::error::{AppError, FieldError};
 
+/// Why text with a NUL character is refused (PostgreSQL cannot store it).
+pub const NUL_MESSAGE: &str = "must not contain NUL characters";
+
+/// Refuses text PostgreSQL could not store, for values that arrive outside a JSON body
+/// (query parameters, form fields); JSON bodies are checked as they are parsed.
+pub fn storable(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.contains('\0') {
+        Err(FieldError::new(field, NUL_MESSAGE))
+    } else {
+        Ok(())
+    }
+}
+
 /// `value` trimmed, if its length in characters (not bytes) is within `chars`.
 pub fn trimmed(
     field: &str,

@@ -46,10 +46,36 @@ const MIGRATION_LOCK_KEY: i64 = 0x6d61_726b_6574_0001;
 /// configuration changes do not live forever.
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
 
-/// Creates the pool. Connections are opened lazily: a database that is down at
+/// Creates the main pool. Connections are opened lazily: a database that is down at
 /// start-up makes requests answer 503, and the pool recovers when it returns.
 pub fn pool(settings: &Settings) -> anyhow::Result<DbPool> {
-    let url = connection_url(settings);
+    build_pool(
+        settings,
+        settings.db_pool_size,
+        settings.db_statement_timeout,
+    )
+}
+
+/// The pool public search runs on: few connections and a short statement timeout.
+///
+/// Search is the one anonymous endpoint whose cost the caller controls (the query
+/// text). On its own small pool, a flood of expensive searches queues for these
+/// connections and times out quickly, while logins, bookings and reads keep the main
+/// pool to themselves.
+pub fn search_pool(settings: &Settings) -> anyhow::Result<DbPool> {
+    build_pool(
+        settings,
+        settings.search_pool_size,
+        settings.search_statement_timeout,
+    )
+}
+
+fn build_pool(
+    settings: &Settings,
+    size: usize,
+    statement_timeout: Duration,
+) -> anyhow::Result<DbPool> {
+    let url = connection_url(settings, statement_timeout);
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     // A broken connection is detected on use and discarded; verifying every checkout
     // with `SELECT 1` would add a round trip to every request.
@@ -58,7 +84,7 @@ pub fn pool(settings: &Settings) -> anyhow::Result<DbPool> {
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url.as_str(), config);
     let timeout = Some(settings.db_pool_timeout);
     Pool::builder(manager)
-        .max_size(settings.db_pool_size)
+        .max_size(size)
         .wait_timeout(timeout)
         .create_timeout(timeout)
         .recycle_timeout(timeout)
@@ -76,9 +102,9 @@ pub fn pool(settings: &Settings) -> anyhow::Result<DbPool> {
 
 /// The configured URL plus the per-connection settings PostgreSQL applies at
 /// connect time, so they cost no extra round trip.
-fn connection_url(settings: &Settings) -> Url {
+fn connection_url(settings: &Settings, statement_timeout: Duration) -> Url {
     let mut url = settings.database_url.clone();
-    let statement_timeout_ms = settings.db_statement_timeout.as_millis();
+    let statement_timeout_ms = statement_timeout.as_millis();
     let connect_timeout = settings.db_pool_timeout.as_secs().max(1);
     // Built by hand: `query_pairs_mut` writes spaces as `+`, which libpq-style parsers
     // (tokio-postgres included) do not decode.

@@ -43,6 +43,14 @@ pub mod sql_types {
 }
 
 diesel::table! {
+    app_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::AuditAction;
 
@@ -140,6 +148,7 @@ diesel::table! {
         created_at -> Timestamptz,
         reviewed_at -> Nullable<Timestamptz>,
         reviewed_by -> Nullable<Uuid>,
+        file_purged_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -297,6 +306,7 @@ diesel::joinable!(threads -> workers (worker_id));
 diesel::joinable!(workers -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    app_secrets,
     audit_log,
     availability_slots,
     clients,

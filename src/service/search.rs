@@ -13,6 +13,7 @@ use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    core::validate,
     core::{
         auth::CurrentUser,
         ids::{ServiceId, UserId},
@@ -20,7 +21,7 @@ use crate::{
     },
     db::enums::UserRole,
     db::sql::Sql,
-    error::AppError,
+    error::{AppError, FieldError},
     service::{
         models::ServiceRow,
         schemas::{Service, SortOrder},
@@ -82,21 +83,20 @@ pub async fn search(
     cursor: Option<&str>,
 ) -> Result<Page<Service>, AppError> {
     let limit = pagination::limit(limit)?;
-    let q = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let q = query_text(search.q.as_deref())?;
+    for (field, value) in [("category", &search.category), ("city", &search.city)] {
+        if let Some(value) = value {
+            validate::storable(field, value)?;
+        }
+    }
     if let (Some(min), Some(max)) = (search.min_price, search.max_price) {
         if min > max {
-            return Err(
-                crate::error::FieldError::new("min_price", "must not exceed max_price").into(),
-            );
+            return Err(FieldError::new("min_price", "must not exceed max_price").into());
         }
     }
     let sort = match (search.sort, q) {
         (Some(SortOrder::Relevance), None) => {
-            return Err(crate::error::FieldError::new(
-                "sort",
-                "relevance needs a search query `q`",
-            )
-            .into());
+            return Err(FieldError::new("sort", "relevance needs a search query `q`").into());
         }
         (Some(sort), _) => sort,
         (None, Some(_)) => SortOrder::Relevance,
@@ -158,7 +158,9 @@ pub async fn search(
     });
     sql.push(" LIMIT ").bind::<BigInt, _>(limit + 1);
 
-    let mut conn = state.conn().await?;
+    // Search's own pool: its concurrency and statement timeout are capped apart from
+    // the rest of the API's (see `db::search_pool`).
+    let mut conn = crate::db::checkout(&state.search_db).await?;
     let rows: Vec<Ranked> = sql.load(&mut conn).await?;
     pagination::paginate(
         &state.cursors,
@@ -167,6 +169,38 @@ pub async fn search(
         |r| position(sort, r),
         |r| Service::from(r.service),
     )
+}
+
+/// Longest full-text query accepted, in characters.
+const MAX_QUERY_CHARS: usize = 200;
+/// Most words one full-text query may combine (`or` and `-` operators not counted).
+const MAX_QUERY_TERMS: usize = 12;
+
+/// The full-text query, trimmed; `None` when blank. Bounded in length and in words:
+/// the cost of ranking grows with every alternative a query ORs together (a thousand
+/// words took 4.6 s), and no person types more than a few words into a search box.
+fn query_text(raw: Option<&str>) -> Result<Option<&str>, FieldError> {
+    let Some(q) = raw.map(str::trim).filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    validate::storable("q", q)?;
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(FieldError::new(
+            "q",
+            format!("must be at most {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    let terms = q
+        .split_whitespace()
+        .filter(|word| !word.eq_ignore_ascii_case("or") && *word != "-")
+        .count();
+    if terms > MAX_QUERY_TERMS {
+        return Err(FieldError::new(
+            "q",
+            format!("must combine at most {MAX_QUERY_TERMS} words"),
+        ));
+    }
+    Ok(Some(q))
 }
 
 fn position(sort: SortOrder, ranked: &Ranked) -> Position {
@@ -309,4 +343,25 @@ pub async fn favorites(
         |f| (f.added_at, f.service.id),
         |f| Service::from(f.service),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_bounded_in_length_and_words() {
+        assert_eq!(query_text(Some("  ")), Ok(None));
+        assert_eq!(query_text(Some(" garden care ")), Ok(Some("garden care")));
+        let twelve = vec!["word"; 12].join(" or ");
+        assert_eq!(query_text(Some(&twelve)), Ok(Some(twelve.as_str())));
+        let thirteen = vec!["word"; 13].join(" ");
+        assert_eq!(
+            query_text(Some(&thirteen)).map_err(|e| e.field),
+            Err("q".to_owned())
+        );
+        assert!(query_text(Some(&"x".repeat(201))).is_err());
+        assert!(query_text(Some(&"é".repeat(200))).is_ok());
+        assert!(query_text(Some("gar\0den")).is_err());
+    }
 }

@@ -10,7 +10,31 @@ pub fn spawn_all(state: &AppState) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     tasks.spawn(evict_idle_rate_limit_keys(state.clone()));
     tasks.spawn(expire_job_requests(state.clone()));
+    tasks.spawn(purge_rejected_kyc_files(state.clone()));
     tasks
+}
+
+/// How often files of long-rejected KYC submissions are looked for.
+const KYC_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes the files of KYC submissions rejected longer ago than the retention period,
+/// in batches, until none is due.
+async fn purge_rejected_kyc_files(state: AppState) {
+    let mut tick = tokio::time::interval(KYC_PURGE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            match crate::worker::kyc::purge_rejected_files(&state, EXPIRY_BATCH).await {
+                Ok(0) => break,
+                Ok(count) => tracing::info!(count, "deleted files of rejected KYC submissions"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "deleting rejected KYC files failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Rows expired per statement: bounded, so one sweep never holds many row locks.

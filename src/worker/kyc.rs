@@ -14,6 +14,7 @@ use crate::{
     core::{
         auth::CurrentUser,
         ids::{KycId, UserId},
+        limiter::ClientIp,
         pagination::{self, Page},
         upload::{Download, FileKind, PendingUpload},
     },
@@ -162,17 +163,46 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How many of a worker's submissions await review.
+async fn pending_count(conn: &mut AsyncPgConnection, worker: UserId) -> Result<i64, AppError> {
+    Ok(kyc_submissions::table
+        .filter(kyc_submissions::worker_id.eq(worker))
+        .filter(kyc_submissions::status.eq(KycDecision::Pending))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
+fn too_many_pending() -> AppError {
+    AppError::conflict(
+        "kyc_too_many_pending",
+        "several documents already await review; wait for a decision before sending more",
+    )
+}
+
 /// Parses `multipart/form-data` with `document_type` and `file`, streaming the file to
 /// the upload store, then records the submission. Nothing is left behind on failure.
+///
+/// Disk is protected before a byte is written: the upload quotas (per address and for
+/// the whole service) and the worker's cap on pending submissions are checked first.
+/// The cap is checked again, under the worker's lock, when the row is inserted.
 pub async fn submit<S>(
     state: &AppState,
     worker: UserId,
+    ip: ClientIp,
     content_type: Option<&str>,
     body: S,
 ) -> Result<KycSubmission, AppError>
 where
     S: Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
 {
+    let mut conn = state.conn().await?;
+    let pending = pending_count(&mut conn, worker).await?;
+    drop(conn);
+    if pending >= MAX_PENDING {
+        return Err(too_many_pending());
+    }
+    state.limits.check_upload(ip)?;
     let boundary = content_type
         .and_then(|ct| multer::parse_boundary(ct).ok())
         .ok_or_else(|| {
@@ -265,17 +295,8 @@ async fn record(
             .for_no_key_update()
             .first::<UserId>(conn)
             .await?;
-        let pending: i64 = kyc_submissions::table
-            .filter(kyc_submissions::worker_id.eq(worker))
-            .filter(kyc_submissions::status.eq(KycDecision::Pending))
-            .count()
-            .get_result(conn)
-            .await?;
-        if pending >= MAX_PENDING {
-            return Err(AppError::conflict(
-                "kyc_too_many_pending",
-                "several documents already await review; wait for a decision before sending more",
-            ));
+        if pending_count(conn, worker).await? >= MAX_PENDING {
+            return Err(too_many_pending());
         }
         let row: KycRow = diesel::insert_into(kyc_submissions::table)
             .values((
@@ -369,8 +390,10 @@ async fn list(
 
 /// A submission's bytes, for its worker or an admin; anyone else gets 404.
 pub async fn file(state: &AppState, caller: CurrentUser, id: KycId) -> Result<Download, AppError> {
+    // A rejected submission's file is deleted after the retention period.
     let mut query = kyc_submissions::table
         .find(id)
+        .filter(kyc_submissions::file_purged_at.is_null())
         .select(KycRow::as_select())
         .into_boxed();
     if caller.role != UserRole::Admin {
@@ -446,6 +469,44 @@ pub async fn decide(
         };
         audit::record(conn, admin.id, action, Target::Kyc(id), reason).await?;
         Ok(row.into())
+    })
+    .await
+}
+
+/// Deletes the files of submissions rejected more than `KYC_REJECTED_RETENTION` ago, at
+/// most `batch` per call, and returns how many it deleted. The rows stay (type, size,
+/// digest, decision); only the document goes. Several instances may run it at once:
+/// each claims its rows with `SKIP LOCKED`.
+pub async fn purge_rejected_files(state: &AppState, batch: i64) -> Result<usize, AppError> {
+    let retention = chrono::Duration::from_std(state.settings.kyc_rejected_retention)
+        .map_err(AppError::internal)?;
+    let mut conn = state.conn().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let due: Vec<(KycId, String)> = kyc_submissions::table
+            .filter(kyc_submissions::status.eq(KycDecision::Rejected))
+            .filter(kyc_submissions::file_purged_at.is_null())
+            .filter(kyc_submissions::reviewed_at.lt(chrono::Utc::now() - retention))
+            .select((kyc_submissions::id, kyc_submissions::storage_key))
+            .limit(batch)
+            .for_update()
+            .skip_locked()
+            .load(conn)
+            .await?;
+        for (_, key) in &due {
+            match state.uploads.remove(key).await {
+                // Already gone: a run whose commit failed after deleting it.
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(AppError::internal(err));
+                }
+                _ => {}
+            }
+        }
+        let ids: Vec<KycId> = due.iter().map(|(id, _)| *id).collect();
+        diesel::update(kyc_submissions::table.filter(kyc_submissions::id.eq_any(&ids)))
+            .set(kyc_submissions::file_purged_at.eq(diesel::dsl::now))
+            .execute(conn)
+            .await?;
+        Ok(ids.len())
     })
     .await
 }

@@ -14,6 +14,7 @@ use crate::{
         auth::{AnyUser, WorkerUser},
         ids::{KycId, UserId},
         json::{JsonBody, JsonOut},
+        limiter::ClientIp,
         multipart::{FormSchema, MultipartForm, binary_field},
         pagination::Page,
         upload::Download,
@@ -112,12 +113,19 @@ impl WorkersApi {
         &self,
         user: WorkerUser,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         form: MultipartForm<KycForm>,
     ) -> Result<KycCreated, AppError> {
         let stream = form.body.into_bytes_stream();
-        kyc::submit(&state, user.0.id, form.content_type.as_deref(), stream)
-            .await
-            .map(|s| KycCreated::Created(Json(s)))
+        kyc::submit(
+            &state,
+            user.0.id,
+            **ip,
+            form.content_type.as_deref(),
+            stream,
+        )
+        .await
+        .map(|s| KycCreated::Created(Json(s)))
     }
 
     /// The caller's KYC submissions, newest first.

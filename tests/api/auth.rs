@@ -558,3 +558,39 @@ async fn a_token_signed_with_another_key_is_refused() {
         .await
         .assert_problem(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn without_jwt_secret_one_generated_key_serves_the_deployment_and_the_published_key_is_useless()
+ {
+    use marketplace::{config::Secret, core::jwt::TokenKeys, db::enums::UserRole, state::AppState};
+    let app = TestApp::spawn().await; // no JWT_SECRET, as a fresh clone starts
+    let (admin_id, admin) = app.admin("keys@example.com").await;
+    let claims = app.state.tokens.verify(&admin.access).expect("claims");
+
+    // The key that used to be written in the source, on an otherwise perfect admin token.
+    let published = TokenKeys::new(
+        &Secret::new("dev-only-secret-change-me-0123456789abcdef"),
+        std::time::Duration::from_secs(900),
+    );
+    let forged = published
+        .issue(claims.sub, UserRole::Admin, claims.sid)
+        .expect("sign");
+    app.get("/api/v1/admin/kyc", Some(&forged))
+        .await
+        .assert_problem(401, "unauthorized");
+    assert_eq!(admin_id, claims.sub.to_string());
+
+    // Another instance (or a restart) on the same database reads the same key.
+    let sibling = AppState::new(app.settings.clone()).await.expect("state");
+    assert_eq!(
+        sibling.tokens.verify(&admin.access).expect("verify"),
+        claims
+    );
+    drop(sibling);
+    assert_eq!(
+        app.get("/api/v1/admin/kyc", Some(&admin.access))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

@@ -144,3 +144,30 @@ async fn sigterm_drains_and_exits_cleanly() {
     );
     assert!(reqwest::get(&health).await.is_err(), "no longer accepting");
 }
+
+#[tokio::test]
+async fn log_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    let dir = std::env::temp_dir().join(format!("mp-logs-{}", uuid::Uuid::now_v7()));
+    let url = app.settings.database_url.to_string();
+    let output = marketplace(
+        &["migrate"],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("LOG_DIR", dir.to_str().expect("utf-8")),
+        ],
+        "",
+    );
+    assert!(output.status.success(), "{output:?}");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("log dir")
+        .flatten()
+        .collect();
+    assert!(!files.is_empty());
+    for file in files {
+        let mode = file.metadata().expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{:?}", file.path());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

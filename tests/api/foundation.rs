@@ -216,7 +216,9 @@ async fn docs_page_is_served_by_the_binary() {
 async fn metrics_count_requests_by_route() {
     let app = TestApp::spawn().await;
     app.get("/health", None).await;
-    let reply = app.get("/metrics", None).await;
+    let reply = app
+        .get("/metrics", Some(crate::common::METRICS_TOKEN))
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(
         reply
@@ -241,7 +243,9 @@ async fn made_up_methods_share_one_metrics_label() {
             .expect("send");
         assert_eq!(reply.status(), StatusCode::NOT_FOUND);
     }
-    let reply = app.get("/metrics", None).await;
+    let reply = app
+        .get("/metrics", Some(crate::common::METRICS_TOKEN))
+        .await;
     assert!(!reply.body.contains("BREW") && !reply.body.contains("WHEN"));
     assert!(
         reply

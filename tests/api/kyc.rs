@@ -463,4 +463,96 @@ async fn pending_submissions_are_capped() {
         5,
         "the refused file was removed"
     );
+    // Refused before the body is read: even a body that is not a form gets the 409.
+    let response = app
+        .client
+        .post(app.url("/api/v1/workers/me/kyc"))
+        .bearer_auth(&worker.access)
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body(vec![b'z'; 1024 * 1024])
+        .send()
+        .await
+        .expect("upload");
+    crate::common::Reply::from(response)
+        .await
+        .assert_problem(409, "kyc_too_many_pending");
+}
+
+#[tokio::test]
+async fn uploads_are_limited_per_address_before_any_byte_is_stored() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_UPLOADS_PER_HOUR", "2")]).await;
+    // Fresh accounts do not get fresh budgets: the address is what counts.
+    for n in 0..2 {
+        let (_, worker) = app.user(&format!("w{n}@example.com"), "worker").await;
+        app.submit_kyc(&worker.access).await;
+    }
+    let (_, third) = app.user("w2@example.com", "worker").await;
+    let reply = app
+        .upload_document(
+            &third.access,
+            "passport",
+            "x.pdf",
+            "application/pdf",
+            PDF.to_vec(),
+        )
+        .await;
+    reply.assert_problem(429, "rate_limited");
+    assert!(reply.header("retry-after").is_some());
+    assert_eq!(files_in(&app.settings.upload_dir).len(), 2);
+}
+
+#[tokio::test]
+async fn files_of_rejected_submissions_are_deleted_after_the_retention_period() {
+    let app = TestApp::spawn_with(&[("KYC_REJECTED_RETENTION", "1")]).await;
+    let (_, admin) = app.admin("retention-admin@example.com").await;
+    let (_, worker) = app.user("retention@example.com", "worker").await;
+    let rejected = app.submit_kyc(&worker.access).await;
+    let kept = app.submit_kyc(&worker.access).await;
+    let reply = app
+        .post(
+            &format!("/api/v1/admin/kyc/{rejected}/reject"),
+            Some(&admin.access),
+            json!({"reason": "blurry"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        marketplace::worker::kyc::purge_rejected_files(&app.state, 100)
+            .await
+            .expect("purge"),
+        0,
+        "not before the retention period"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        marketplace::worker::kyc::purge_rejected_files(&app.state, 100)
+            .await
+            .expect("purge"),
+        1
+    );
+    assert_eq!(
+        files_in(&app.settings.upload_dir).len(),
+        1,
+        "only the pending file"
+    );
+    app.get(&format!("/api/v1/kyc/{rejected}/file"), Some(&admin.access))
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(
+        app.get(&format!("/api/v1/kyc/{kept}/file"), Some(&admin.access))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The record of the decision stays.
+    let mine = app
+        .get("/api/v1/workers/me/kyc", Some(&worker.access))
+        .await;
+    assert_eq!(mine.json["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        marketplace::worker::kyc::purge_rejected_files(&app.state, 100)
+            .await
+            .expect("purge"),
+        0
+    );
 }

@@ -37,7 +37,7 @@ async fn every_route_is_limited_per_ip_except_probes() {
     );
     for _ in 0..10 {
         assert_eq!(app.get("/health", None).await.status, StatusCode::OK);
-        assert_eq!(app.get("/metrics", None).await.status, StatusCode::OK);
+        assert_eq!(app.get("/ready", None).await.status, StatusCode::OK);
     }
 }
 

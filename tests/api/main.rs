@@ -12,3 +12,4 @@ mod limits;
 mod messaging;
 mod resilience;
 mod revocation;
+mod security;

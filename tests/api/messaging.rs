@@ -911,7 +911,7 @@ async fn messaging_ws_slow_consumer_is_closed_while_others_receive() {
         delivered < SENDS,
         "{delivered} frames reached the slow socket"
     );
-    let metrics = app.get("/metrics", None).await.body;
+    let metrics = marketplace::core::metrics::handle().render();
     assert!(
         metrics.contains("ws_slow_consumer_disconnects_total"),
         "{metrics}"
@@ -1080,7 +1080,7 @@ async fn messaging_ws_pubsub_reconnects_and_clients_resync_from_history() {
     assert_eq!(history.json["items"][0], missed);
     let live = chat.say(&chat.worker, "and now live").await;
     assert_eq!(recv(&mut client).await["message"], live);
-    let metrics = chat.app.get("/metrics", None).await.body;
+    let metrics = marketplace::core::metrics::handle().render();
     assert!(metrics.contains("ws_pubsub_reconnects_total"), "{metrics}");
 }
 

@@ -31,6 +31,8 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 /// Where the JSON log of the whole test run goes.
 pub const LOG_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/test-logs");
 pub const PASSWORD: &str = "correct horse battery";
+/// The `METRICS_TOKEN` every test app is configured with.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
@@ -152,6 +154,7 @@ pub fn settings_for(db_name: &str, prefix: &str, overrides: &[(&str, &str)]) -> 
         ("RATE_LIMIT_LOGIN_PER_MIN", "100000".to_owned()),
         ("DB_POOL_SIZE", "4".to_owned()),
         ("DB_POOL_TIMEOUT", "2".to_owned()),
+        ("METRICS_TOKEN", METRICS_TOKEN.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -190,11 +193,7 @@ impl TestApp {
     }
 
     async fn serve(db_name: String, settings: Settings, sibling: bool) -> Self {
-        let state = AppState::new(settings.clone()).expect("state");
-        // A fresh prefix has no revocations; mark it complete as `serve` would.
-        if let Err(err) = state.revocations.refill(&state.db).await {
-            eprintln!("refill skipped: {err}");
-        }
+        let state = AppState::new(settings.clone()).await.expect("state");
         let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
             .await
@@ -419,6 +418,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
         self.state.db.close();
+        self.state.search_db.close();
         if self.sibling {
             return;
         }
