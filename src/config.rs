@@ -90,6 +90,14 @@ pub struct Settings {
     pub job_expiry_interval: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// How long a request's head may take to arrive, from its first byte.
+    pub http_header_timeout: Duration,
+    /// How long a connection may sit with no traffic between requests.
+    pub http_idle_timeout: Duration,
+    /// Bytes per second a request body must average after `http_header_timeout`.
+    pub http_min_body_rate: u64,
+    /// Open connections one client address may hold (trusted proxies exempt).
+    pub http_max_connections_per_ip: usize,
     /// Bearer token a scraper must present for `/metrics`; unset, `/metrics` is not
     /// served (it shows routes, error rates and pool use: reconnaissance for an attacker).
     pub metrics_token: Option<Secret>,
@@ -232,6 +240,10 @@ impl Settings {
             job_request_ttl: env.seconds("JOB_REQUEST_TTL", 172_800)?,
             job_expiry_interval: env.seconds("JOB_EXPIRY_INTERVAL", 60)?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT", 10)?,
+            http_header_timeout: env.seconds("HTTP_HEADER_TIMEOUT", 10)?,
+            http_idle_timeout: env.seconds("HTTP_IDLE_TIMEOUT", 60)?,
+            http_min_body_rate: env.positive("HTTP_MIN_BODY_RATE", 1024)?,
+            http_max_connections_per_ip: env.positive("HTTP_MAX_CONNECTIONS_PER_IP", 256)?,
             metrics_token: match env.get("METRICS_TOKEN").filter(|t| !t.is_empty()) {
                 Some(token) if token.len() >= 16 => Some(Secret::new(token)),
                 Some(_) => return Err(env.error("METRICS_TOKEN", "at least 16 characters")),

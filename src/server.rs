@@ -3,9 +3,19 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use poem::{Server, listener::TcpListener};
+use poem::{
+    Server,
+    listener::{Listener, TcpListener},
+};
 
-use crate::{app, config::Settings, db, state::AppState, tasks};
+use crate::{
+    app,
+    config::Settings,
+    core::connections::{ConnectionLimits, GuardedAcceptor},
+    db,
+    state::AppState,
+    tasks,
+};
 
 /// Creates the database when missing and applies pending migrations.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
@@ -26,8 +36,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let bind = state.settings.bind;
     let timeout = state.settings.shutdown_timeout;
-    let acceptor = TcpListener::bind(bind);
-    tracing::info!(%bind, startup_ms = started.elapsed().as_millis() as u64, "listening");
+    let descriptors = raise_descriptor_limit();
+    let acceptor = GuardedAcceptor::new(
+        TcpListener::bind(bind)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {bind}"))?,
+        ConnectionLimits::from(&state.settings),
+    );
+    tracing::info!(
+        %bind,
+        descriptors,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "listening"
+    );
     // WebSockets are long-lived: they are closed (1001) on the signal, before the
     // server drains requests and the pools close, instead of holding shutdown up.
     let hub = state.hub.clone();
@@ -35,7 +57,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         shutdown_signal().await;
         hub.shutdown(timeout).await;
     };
-    Server::new(acceptor)
+    Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state.clone()), signal, Some(timeout))
         .await
         .with_context(|| format!("serving on {bind}"))?;
@@ -46,6 +68,21 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     state.redis.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the open-file limit to its hard maximum: every connection is a descriptor,
+/// and the default soft limit (often 1,024) would cap the server far below what the
+/// per-address limit and the machine allow. Returns the limit in force.
+fn raise_descriptor_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %err, "could not raise the open-file limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,6 +1,7 @@
 //! Cross-cutting machinery every feature module shares.
 
 pub mod auth;
+pub mod connections;
 pub mod edge;
 pub mod ids;
 pub mod json;

@@ -353,9 +353,9 @@ mod tests {
     fn queries_are_bounded_in_length_and_words() {
         assert_eq!(query_text(Some("  ")), Ok(None));
         assert_eq!(query_text(Some(" garden care ")), Ok(Some("garden care")));
-        let twelve = vec!["word"; 12].join(" or ");
+        let twelve = ["word"; 12].join(" or ");
         assert_eq!(query_text(Some(&twelve)), Ok(Some(twelve.as_str())));
-        let thirteen = vec!["word"; 13].join(" ");
+        let thirteen = ["word"; 13].join(" ");
         assert_eq!(
             query_text(Some(&thirteen)).map_err(|e| e.field),
             Err("q".to_owned())

@@ -9,7 +9,7 @@ use crate::common::TestApp;
 #[tokio::test]
 async fn search_queries_are_bounded() {
     let app = TestApp::spawn().await;
-    let thousand_words = vec!["plumbing"; 1000].join(" OR ");
+    let thousand_words = ["plumbing"; 1000].join(" OR ");
     for q in [
         thousand_words.as_str(),
         &"x".repeat(201),
@@ -296,4 +296,145 @@ async fn metrics_need_the_token() {
         .get("/metrics", Some(crate::common::METRICS_TOKEN))
         .await
         .assert_problem(404, "not_found");
+}
+
+mod slow_clients {
+    use std::time::Duration;
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+        time::{Instant, sleep, timeout},
+    };
+
+    use crate::common::TestApp;
+
+    async fn app() -> TestApp {
+        TestApp::spawn_with(&[
+            ("HTTP_HEADER_TIMEOUT", "1"),
+            ("HTTP_IDLE_TIMEOUT", "2"),
+            ("HTTP_MIN_BODY_RATE", "1024"),
+            ("HTTP_MAX_CONNECTIONS_PER_IP", "3"),
+        ])
+        .await
+    }
+
+    /// Whether the server closes `stream` within `limit` (reads until EOF or error).
+    async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+        let mut buf = [0u8; 4096];
+        timeout(limit, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Writes `piece` every 300 ms until the server hangs up; how long that took.
+    async fn trickle(stream: &mut TcpStream, piece: &[u8]) -> Duration {
+        let started = Instant::now();
+        let mut buf = [0u8; 1024];
+        while started.elapsed() < Duration::from_secs(8) {
+            if stream.write_all(piece).await.is_err() {
+                break;
+            }
+            let read = timeout(Duration::from_millis(300), stream.read(&mut buf)).await;
+            if let Ok(Ok(0) | Err(_)) = read {
+                break;
+            }
+        }
+        started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn a_request_head_must_arrive_in_time_however_it_trickles() {
+        let app = app().await;
+        let mut silent = TcpStream::connect(app.addr).await.expect("connect");
+        silent
+            .write_all(b"GET /health HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        assert!(closed_within(&mut silent, Duration::from_secs(5)).await);
+
+        let mut loris = TcpStream::connect(app.addr).await.expect("connect");
+        loris
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        let lasted = trickle(&mut loris, b"X-Slow: yes\r\n").await;
+        assert!(
+            lasted < Duration::from_secs(5),
+            "a header line a while bought {lasted:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_must_keep_a_minimum_rate() {
+        let app = app().await;
+        let mut slow = TcpStream::connect(app.addr).await.expect("connect");
+        slow.write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("write");
+        let lasted = trickle(&mut slow, b" ").await;
+        assert!(
+            lasted < Duration::from_secs(5),
+            "a byte a while bought {lasted:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_and_busy_ones_kept() {
+        let app = app().await;
+        let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+        let mut buf = [0u8; 4096];
+        for _ in 0..3 {
+            conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("write");
+            let n = conn.read(&mut buf).await.expect("read");
+            assert!(
+                buf[..n].starts_with(b"HTTP/1.1 200"),
+                "{:?}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+            // Well within the idle timeout: the connection is reused.
+            sleep(Duration::from_millis(700)).await;
+        }
+        assert!(closed_within(&mut conn, Duration::from_secs(5)).await);
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_hold_every_connection() {
+        let app = app().await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(TcpStream::connect(app.addr).await.expect("connect"));
+        }
+        sleep(Duration::from_millis(100)).await;
+        let mut extra = TcpStream::connect(app.addr).await.expect("connect");
+        assert!(
+            closed_within(&mut extra, Duration::from_millis(1500)).await,
+            "the fourth connection is dropped at once"
+        );
+        drop(held.pop());
+        sleep(Duration::from_millis(100)).await;
+        let mut again = TcpStream::connect(app.addr).await.expect("connect");
+        again
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut response = Vec::new();
+        again.read_to_end(&mut response).await.expect("read");
+        assert!(
+            response.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&response)
+        );
+    }
 }

@@ -194,10 +194,13 @@ impl TestApp {
 
     async fn serve(db_name: String, settings: Settings, sibling: bool) -> Self {
         let state = AppState::new(settings.clone()).await.expect("state");
-        let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .expect("bind");
+        let acceptor = marketplace::core::connections::GuardedAcceptor::new(
+            poem::listener::TcpListener::bind("127.0.0.1:0")
+                .into_acceptor()
+                .await
+                .expect("bind"),
+            (&settings).into(),
+        );
         let addr = acceptor.local_addr()[0]
             .as_socket_addr()
             .copied()
