@@ -33,7 +33,7 @@ cargo bench --no-run --quiet --bench ws_load 2>/dev/null
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
 export LOG_LEVEL=warn LOG_DIR="${TMPDIR:-/tmp}/marketplace-bench-ws-logs" REDIS_KEY_PREFIX="benchws:"
 export RATE_LIMIT_PER_SEC=100000000 RATE_LIMIT_BURST=100000000 RATE_LIMIT_LOGIN_PER_MIN=100000000
-export WS_MAX_SOCKETS_PER_USER=100000
+export WS_MAX_SOCKETS_PER_USER=100000 HTTP_MAX_CONNECTIONS_PER_IP=100000
 work=$(mktemp -d)
 export UPLOAD_DIR="$work/uploads"
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
