@@ -133,12 +133,9 @@ async fn serve(
             code = registration.closed() => break Some(code),
             pushed = queue.recv() => {
                 let Some(frame) = pushed else { break None };
-                // A write to a client that stopped reading must not outlive a close.
-                tokio::select! {
-                    sent = socket.send(Message::Text(frame.to_string())) => if sent.is_err() { break None },
-                    code = registration.closed() => break Some(code),
+                if let Err(close) = write(&mut socket, &registration, frame.to_string()).await {
+                    break close;
                 }
-                metrics.frames_out.increment(1);
             }
             incoming = socket.next() => {
                 let message = match incoming {
@@ -163,10 +160,9 @@ async fn serve(
                     Message::Ping(_) | Message::Pong(_) => None,
                 };
                 if let Some(reply) = reply {
-                    if socket.send(Message::Text(reply)).await.is_err() {
-                        break None;
+                    if let Err(close) = write(&mut socket, &registration, reply).await {
+                        break close;
                     }
-                    metrics.frames_out.increment(1);
                 }
             }
             _ = ping.tick() => {
@@ -194,6 +190,24 @@ async fn serve(
     };
     if handshake {
         let _ = tokio::time::timeout(CLOSE_WAIT, socket.close()).await;
+    }
+}
+
+/// Writes one text frame, unless the hub asks for the socket to close first: a write to
+/// a client that stopped reading must not outlive a close. `Err` ends the socket, with
+/// the close code to send if there is one.
+async fn write(
+    socket: &mut WebSocketStream,
+    registration: &Registration,
+    text: String,
+) -> Result<(), Option<u16>> {
+    tokio::select! {
+        sent = socket.send(Message::Text(text)) => {
+            sent.map_err(|_| None)?;
+            metrics::ws().frames_out.increment(1);
+            Ok(())
+        }
+        code = registration.closed() => Err(Some(code)),
     }
 }
 

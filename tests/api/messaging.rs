@@ -1101,3 +1101,26 @@ async fn until_ok<F: std::future::Future<Output = Reply>>(request: impl Fn() -> 
     }
     panic!("the request never succeeded");
 }
+
+#[tokio::test]
+async fn messaging_ws_frame_rate_is_limited_per_connection() {
+    let chat = chat().await;
+    let mut flood = open(&chat.app, &chat.client).await;
+    let mut calm = open(&chat.app, &chat.client).await;
+    for _ in 0..60 {
+        send_frame(&mut flood, json!({"type": "ping"})).await;
+    }
+    let mut limited = 0;
+    for _ in 0..60 {
+        let frame = recv(&mut flood).await;
+        if frame["type"] == "error" {
+            assert_eq!(frame["code"], "rate_limited");
+            limited += 1;
+        }
+    }
+    assert!(
+        limited > 0,
+        "a burst past the limit is refused frame by frame"
+    );
+    assert_quiet_and_open(&mut calm).await;
+}
