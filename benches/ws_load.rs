@@ -23,7 +23,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
-const PASSWORD: &str = "bench password";
+#[path = "support/api.rs"]
+mod api;
+use api::Api;
 
 fn env<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -34,46 +36,6 @@ fn env<T: std::str::FromStr>(key: &str, default: T) -> T {
 
 fn env_str(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
-
-struct Api {
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn post(&self, url: String, token: Option<&str>, body: Value) -> Value {
-        let mut request = self.http.post(&url).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{url}: {status} {body}");
-        body
-    }
-
-    /// Registers and logs in; returns (id, access token).
-    async fn user(&self, base: &str, email: &str, role: &str) -> (String, String) {
-        let user = self
-            .post(
-                format!("{base}/api/v1/auth/register"),
-                None,
-                json!({"email": email, "password": PASSWORD, "full_name": "Bench", "role": role}),
-            )
-            .await;
-        let tokens = self
-            .post(
-                format!("{base}/api/v1/auth/login"),
-                None,
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
-        (
-            user["id"].as_str().expect("id").to_owned(),
-            tokens["access_token"].as_str().expect("token").to_owned(),
-        )
-    }
 }
 
 type Socket =
@@ -101,17 +63,14 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn idle(api: &Api, base: &str) {
+async fn idle(api: &Api) {
+    let base = api.base.as_str();
     let sockets: usize = env("SOCKETS", 10_000);
     let users: usize = env("USERS", 100);
     let pid: u32 = env("SERVER_PID", 0);
     let mut tokens = Vec::new();
     for n in 0..users {
-        tokens.push(
-            api.user(base, &format!("idle{n}@example.com"), "client")
-                .await
-                .1,
-        );
+        tokens.push(api.user(&format!("idle{n}@example.com"), "client").await.1);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(pid);
@@ -199,8 +158,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[at] as f64 / 1000.0
 }
 
-async fn load(api: &Api, base: &str) {
-    let base2 = env_str("BASE2", base);
+/// Clients through `api`, workers through `api2` (possibly another instance).
+async fn load(api: &Api, api2: &Api) {
+    let (base, base2) = (api.base.as_str(), api2.base.as_str());
     let pairs: usize = env("PAIRS", 100);
     let seconds: u64 = env("SECONDS", 10);
     let rates: Vec<u64> = env_str("RATES", "200,400")
@@ -216,22 +176,20 @@ async fn load(api: &Api, base: &str) {
     let mut threads = Vec::new();
     let mut keepers = Vec::new();
     for i in 0..pairs {
-        let (worker_id, worker) = api
-            .user(&base2, &format!("{tag}-w{i}@example.com"), "worker")
+        let (worker_id, worker) = api2
+            .user(&format!("{tag}-w{i}@example.com"), "worker")
             .await;
-        let (_, client) = api
-            .user(base, &format!("{tag}-c{i}@example.com"), "client")
-            .await;
+        let (_, client) = api.user(&format!("{tag}-c{i}@example.com"), "client").await;
         let thread = api
             .post(
-                format!("{base}/api/v1/threads"),
+                "/api/v1/threads",
                 Some(&client),
                 json!({ "worker_id": worker_id }),
             )
             .await;
         threads.push(thread["id"].as_str().expect("thread").to_owned());
         let (client_sink, client_stream) = connect(base, &client).await.split();
-        let (worker_sink, worker_stream) = connect(&base2, &worker).await.split();
+        let (worker_sink, worker_stream) = connect(base2, &worker).await.split();
         spawn_reader(client_stream, 2 * i, epoch, tally.clone());
         spawn_reader(worker_stream, 2 * i + 1, epoch, tally.clone());
         keepers.push(worker_sink);
@@ -296,12 +254,18 @@ async fn load(api: &Api, base: &str) {
 
 #[tokio::main]
 async fn main() {
+    let http = reqwest::Client::new();
     let base = env_str("BASE", "http://127.0.0.1:18090");
     let api = Api {
-        http: reqwest::Client::new(),
+        base: base.clone(),
+        http: http.clone(),
+    };
+    let api2 = Api {
+        base: env_str("BASE2", &base),
+        http,
     };
     match env_str("MODE", "load").as_str() {
-        "idle" => idle(&api, &base).await,
-        _ => load(&api, &base).await,
+        "idle" => idle(&api).await,
+        _ => load(&api, &api2).await,
     }
 }
