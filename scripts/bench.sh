@@ -50,10 +50,10 @@ idle_rss=$(rss_kib)
 # RSS while a 10 MiB document streams in: it goes to disk chunk by chunk.
 upload_rss() {
   curl -sf -X POST "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
-    -d '{"email":"uploader@example.com","password":"bench password","full_name":"Up","role":"worker"}' >/dev/null
+    -d '{"email":"uploader@example.com","password":"bench horse battery","full_name":"Up","role":"worker"}' >/dev/null
   local wtoken before after
   wtoken=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
-    -d '{"email":"uploader@example.com","password":"bench password"}' | json access_token)
+    -d '{"email":"uploader@example.com","password":"bench horse battery"}' | json access_token)
   { printf '%%PDF-1.7\n'; head -c $((10 * 1024 * 1024 - 9)) /dev/zero; } >"$work/ten.pdf"
   before=$(rss_kib)
   curl -sf -o /dev/null -H "Authorization: Bearer $wtoken" -F document_type=passport -F "file=@$work/ten.pdf" "$BASE/api/v1/workers/me/kyc"
@@ -88,14 +88,14 @@ pgbench_row() { # name clients script
   echo "$tps" >"$work/$1.rps"
 }
 curl -sf -X POST "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","password":"bench password","full_name":"Bench","role":"client"}' >/dev/null
+  -d '{"email":"bench@example.com","password":"bench horse battery","full_name":"Bench","role":"client"}' >/dev/null
 token=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","password":"bench password"}' | json access_token)
+  -d '{"email":"bench@example.com","password":"bench horse battery"}' | json access_token)
 
 cat >"$work/login.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"email":"bench@example.com","password":"bench password"}'
+wrk.body = '{"email":"bench@example.com","password":"bench horse battery"}'
 LUA
 
 # wrk --latency prints "50%  1.23ms" lines; normalise to milliseconds.
@@ -137,8 +137,8 @@ pgbench_row pgbench_search_plumbing 32 "$work/search.sql"
 
 # The booking lifecycle (book, accept, start, complete) with 16 concurrent clients,
 # against pgbench's TPC-B-like default run at the same concurrency, in the same run.
-printf 'bench admin password\n' | ./target/release/marketplace create-admin --email bench-admin@example.com --password-stdin >/dev/null
-flow=$(BASE="$BASE" ADMIN_EMAIL=bench-admin@example.com ADMIN_PASSWORD='bench admin password' \
+printf 'bench admin horse battery\n' | ./target/release/marketplace create-admin --email bench-admin@example.com --password-stdin >/dev/null
+flow=$(BASE="$BASE" ADMIN_EMAIL=bench-admin@example.com ADMIN_PASSWORD='bench admin horse battery' \
   BENCH_SECONDS=$DURATION CONCURRENCY=16 cargo bench --quiet --bench booking_flow 2>/dev/null | grep booking_flow)
 field() { tr ' ' '\n' <<<"$flow" | awk -F= -v k="$1" '$1 == k {print $2}'; }
 printf '| %-28s | %5s | %10s | %8s | %8s | %8s |\n' "booking_flow (jobs/s)" 16 "$(field jobs_per_sec)" "$(field p50_ms)" "$(field p99_ms)" 0

@@ -68,8 +68,9 @@ pub struct Settings {
     pub rate_limit_login_per_min: u32,
     /// KYC uploads per hour from one client IP.
     pub rate_limit_uploads_per_hour: u32,
-    /// KYC uploads per hour over every client: bounds how fast the disk can fill.
-    pub rate_limit_uploads_global_per_hour: u32,
+    /// Free space the upload store keeps: below it, uploads are refused (503) before
+    /// a byte is written, so documents can never fill the disk the database and logs share.
+    pub upload_min_free_bytes: u64,
     /// How long the file of a rejected KYC submission is kept after the decision.
     pub kyc_rejected_retention: Duration,
     pub db_pool_size: usize,
@@ -82,6 +83,9 @@ pub struct Settings {
     pub search_pool_size: usize,
     /// Statement timeout on the search pool.
     pub search_statement_timeout: Duration,
+    /// Searches one client address may run at once, so no one address holds every
+    /// search connection.
+    pub search_max_per_ip: usize,
     pub currency: String,
     pub cors_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -211,14 +215,14 @@ impl Settings {
             rate_limit_burst: env.positive("RATE_LIMIT_BURST", 100)?,
             rate_limit_login_per_min: env.positive("RATE_LIMIT_LOGIN_PER_MIN", 10)?,
             rate_limit_uploads_per_hour: env.positive("RATE_LIMIT_UPLOADS_PER_HOUR", 20)?,
-            rate_limit_uploads_global_per_hour: env
-                .positive("RATE_LIMIT_UPLOADS_GLOBAL_PER_HOUR", 1000)?,
+            upload_min_free_bytes: env.positive("UPLOAD_MIN_FREE_BYTES", 1024 * 1024 * 1024)?,
             kyc_rejected_retention: env.seconds("KYC_REJECTED_RETENTION", 30 * 24 * 3600)?,
             db_pool_size: env.positive("DB_POOL_SIZE", 16)?,
             db_pool_timeout: env.seconds("DB_POOL_TIMEOUT", 5)?,
             db_statement_timeout: env.seconds("DB_STATEMENT_TIMEOUT", 30)?,
             search_pool_size: env.positive("SEARCH_POOL_SIZE", 4)?,
             search_statement_timeout: env.seconds("SEARCH_STATEMENT_TIMEOUT", 2)?,
+            search_max_per_ip: env.positive("SEARCH_MAX_PER_IP", 2)?,
             currency: env.parse(
                 "CURRENCY",
                 "EUR",
@@ -246,7 +250,13 @@ impl Settings {
             http_max_connections_per_ip: env.positive("HTTP_MAX_CONNECTIONS_PER_IP", 256)?,
             metrics_token: match env.get("METRICS_TOKEN").filter(|t| !t.is_empty()) {
                 Some(token) if token.len() >= 16 => Some(Secret::new(token)),
-                Some(_) => return Err(env.error("METRICS_TOKEN", "at least 16 characters")),
+                Some(_) => {
+                    return Err(ConfigError {
+                        key: "METRICS_TOKEN",
+                        value: "***".into(),
+                        expected: "at least 16 characters",
+                    });
+                }
                 None => None,
             },
             ws_max_sockets_per_user: env.positive("WS_MAX_SOCKETS_PER_USER", 5)?,
@@ -446,6 +456,13 @@ mod tests {
         );
         let long = "x".repeat(32);
         assert!(settings(&[("APP_ENV", "production"), ("JWT_SECRET", &long)]).is_ok());
+    }
+
+    #[test]
+    fn a_short_metrics_token_is_not_echoed() {
+        let err = settings(&[("METRICS_TOKEN", "hunter2")]).expect_err("short");
+        assert_eq!(err.key, "METRICS_TOKEN");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub enum AppError {
     },
     #[error("the payload is larger than the limit")]
     PayloadTooLarge,
+    /// The request body arrived too slowly (see `core::connections::TimedBody`).
+    #[error("the request body arrived too slowly")]
+    RequestTimeout,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("too many requests; retry in {retry_after_secs} s")]
@@ -146,6 +149,7 @@ impl AppError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { code, .. } => code,
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded { .. } => "overloaded",
@@ -203,6 +207,7 @@ impl ResponseError for AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -229,8 +234,8 @@ impl ResponseError for AppError {
             Self::RateLimited { retry_after_secs } | Self::Overloaded { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            Self::PayloadTooLarge => {
-                // The rest of an oversized body is not read: the connection cannot be reused.
+            Self::PayloadTooLarge | Self::RequestTimeout => {
+                // The rest of the body is not read: the connection cannot be reused.
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}

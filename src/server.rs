@@ -32,6 +32,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!(?applied, "applied migrations");
     }
     let state = AppState::new(settings).await?;
+    if let Err(err) = state.revocations.retire_legacy_marker().await {
+        tracing::warn!(error = %err, "could not remove the previous release's revocation marker");
+    }
     let mut background = tasks::spawn_all(&state);
 
     let bind = state.settings.bind;

@@ -1,52 +1,62 @@
 //! Connection-level limits the HTTP server does not enforce itself: a cap on open
-//! connections per client address, a deadline for a request's head, a minimum rate for
-//! its body, and an idle timeout between requests.
+//! connections per client address, a deadline for a request's head, and an idle
+//! timeout between requests. (The body's minimum rate is enforced on the decoded body
+//! stream, where its end is known exactly: see [`TimedBody`].)
 //!
 //! poem's server (hyper without a timer) waits forever: 19,900 connections that sent
-//! `GET / HTTP/1.1\r\n` and nothing more exhausted the process's descriptors, a header
-//! line every 10 s kept a request open indefinitely, and so did a body trickled a byte
-//! at a time. [`GuardedAcceptor`] refuses connections past the per-address cap, and
-//! wraps each socket in a [`Guarded`] stream that follows the HTTP/1 request cycle
-//! just far enough to know which deadline applies when the server waits for bytes:
+//! `GET / HTTP/1.1\r\n` and nothing more exhausted the process's descriptors, and a
+//! header line every 10 s kept a request open indefinitely. [`GuardedAcceptor`]
+//! refuses connections past the per-address cap, and wraps each socket in a
+//! [`Guarded`] stream that follows the HTTP/1 request cycle just far enough to know
+//! which deadline applies when the server waits for bytes:
 //!
 //! | phase | the server is waiting for | deadline |
 //! |---|---|---|
-//! | idle | the next request (no traffic either way) | `HTTP_IDLE_TIMEOUT` |
-//! | head | the rest of a request's head | `HTTP_HEADER_TIMEOUT` from its first byte |
-//! | body | the rest of its body (`Content-Length` or chunked) | a grace of `HTTP_HEADER_TIMEOUT`, plus one second per `HTTP_MIN_BODY_RATE` bytes received |
-//! | handling | nothing: the request is read, the server is answering | none |
-//! | tunnel | WebSocket frames after a `101`, or HTTP/2 | none: that protocol's own heartbeat |
+//! | head | a request's head (from the connection's start, or the head's first byte) | `HTTP_HEADER_TIMEOUT` |
+//! | handling | the request's body (timed by [`TimedBody`]), or nothing: the server is answering | none here |
+//! | idle | the next request, after a response went out (no traffic either way) | `HTTP_IDLE_TIMEOUT` |
+//! | tunnel | WebSocket frames after a `101` to a request that asked to upgrade | none: the socket's own heartbeat |
 //!
 //! Past its deadline a read fails with `TimedOut` and hyper closes the connection.
-//! Peers in `TRUSTED_PROXIES` are exempt from the per-address cap (a proxy carries
-//! many clients), not from the deadlines.
+//! Cleartext HTTP/2 (the `PRI *` preface) is refused: its streams cannot be timed from
+//! here, and clients reach this service over HTTP/1.1 (browsers speak HTTP/2 only over
+//! TLS, which a proxy in front terminates). Peers in `TRUSTED_PROXIES` are exempt from
+//! the per-address cap (a proxy carries many clients), not from the deadlines.
 
 use std::{
-    collections::HashMap,
     io::{self, IoSlice},
     net::IpAddr,
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::Arc,
     task::{Context, Poll, Waker, ready},
     time::Duration,
 };
 
+use bytes::Bytes;
+use futures_util::Stream;
 use ipnet::IpNet;
-use poem::listener::Acceptor;
-use poem::web::{LocalAddr, RemoteAddr};
+use poem::{
+    listener::Acceptor,
+    web::{LocalAddr, RemoteAddr},
+};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     time::{Instant, Sleep},
 };
 
-use crate::config::Settings;
+use crate::{
+    config::Settings,
+    core::limiter::{ClientIp, InFlight, InFlightGuard},
+};
 
-/// The limits every accepted connection is held to.
+/// The limits every accepted connection and request body is held to.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
+    /// For a request's head; also the grace before a body's rate counts, and the
+    /// longest a body may leave the server waiting for its next bytes.
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
-    /// Bytes per second a request body must keep up, on average, after the grace period.
+    /// Bytes per second a request body must keep up, on average, after the grace.
     pub min_body_rate: u64,
     pub max_per_address: usize,
     pub trusted_proxies: Vec<IpNet>,
@@ -64,42 +74,35 @@ impl From<&Settings> for ConnectionLimits {
     }
 }
 
-/// Open connections per client address.
-type OpenCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
 /// Wraps an acceptor: per-address cap at accept time, deadlines on every socket.
 pub struct GuardedAcceptor<A> {
     inner: A,
     limits: Arc<ConnectionLimits>,
-    open: OpenCounts,
+    /// Open connections per client address (IPv6 by /64, as the rate limits count).
+    open: InFlight,
 }
 
 impl<A> GuardedAcceptor<A> {
     pub fn new(inner: A, limits: ConnectionLimits) -> Self {
         Self {
+            open: InFlight::new(limits.max_per_address),
             inner,
             limits: Arc::new(limits),
-            open: OpenCounts::default(),
         }
     }
 
-    /// Counts a connection from `ip`, or `None` when it already has its share.
-    fn admit(&self, ip: IpAddr) -> Option<AddressSlot> {
+    /// Counts a connection from `ip`, or `None` when its address already has its share.
+    /// A trusted proxy is admitted without a slot.
+    fn admit(&self, ip: IpAddr) -> Option<Option<InFlightGuard>> {
         if self
             .limits
             .trusted_proxies
             .iter()
             .any(|net| net.contains(&ip))
         {
-            return Some(AddressSlot(None));
+            return Some(None);
         }
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(ip).or_default();
-        if *count >= self.limits.max_per_address {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot(Some((ip, Arc::clone(&self.open)))))
+        self.open.enter(ClientIp(ip)).map(Some)
     }
 }
 
@@ -126,7 +129,7 @@ impl<A: Acceptor> Acceptor for GuardedAcceptor<A> {
                         continue;
                     }
                 },
-                None => AddressSlot(None),
+                None => None,
             };
             return Ok((
                 Guarded::new(io, Arc::clone(&self.limits), slot),
@@ -138,79 +141,60 @@ impl<A: Acceptor> Acceptor for GuardedAcceptor<A> {
     }
 }
 
-/// One counted connection; dropping it (the connection closed) frees the slot.
-struct AddressSlot(Option<(IpAddr, OpenCounts)>);
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        if let Some((ip, open)) = &self.0 {
-            let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(count) = open.get_mut(ip) {
-                *count -= 1;
-                if *count == 0 {
-                    open.remove(ip);
-                }
-            }
-        }
-    }
-}
-
-/// The longest request head kept for parsing its body length. A longer head (hyper
-/// itself allows ~400 KiB) is still held to the head deadline; its body is not timed.
-const MAX_HEAD: usize = 16 * 1024;
-
 /// Where a connection is in the request cycle (see the module documentation).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum Phase {
+    Head {
+        started: Instant,
+        /// How much of `\r\n\r\n` ends what has arrived so far.
+        matched: u8,
+        upgrade: bool,
+    },
+    Handling {
+        upgrade: bool,
+    },
     Idle {
         since: Instant,
     },
-    /// `head` holds the bytes so far when they came in more than one read.
-    Head {
-        started: Instant,
-        head: Vec<u8>,
-    },
-    Body {
-        started: Instant,
-        received: u64,
-        length: BodyLength,
-    },
-    Handling,
     Tunnel,
 }
 
-#[derive(Debug)]
-enum BodyLength {
-    /// Bytes still to come.
-    Remaining(u64),
-    /// Chunked: the last bytes seen, to spot the terminating `\r\n0\r\n\r\n`.
-    Chunked { tail: Vec<u8> },
+impl Phase {
+    fn head() -> Self {
+        Self::Head {
+            started: Instant::now(),
+            matched: 0,
+            upgrade: false,
+        }
+    }
 }
-
-/// The end of a chunked body without trailers.
-const LAST_CHUNK: &[u8] = b"\r\n0\r\n\r\n";
 
 /// A socket held to [`ConnectionLimits`].
 pub struct Guarded<IO> {
     io: IO,
     limits: Arc<ConnectionLimits>,
     phase: Phase,
-    /// Armed only while a read waits with a deadline.
-    timer: Option<(Instant, Pin<Box<Sleep>>)>,
+    /// The connection's first bytes, to spot the cleartext HTTP/2 preface.
+    prefix: [u8; 4],
+    prefix_len: u8,
+    /// Reset and reused for every deadline; armed only while a read waits.
+    timer: Option<Pin<Box<Sleep>>>,
     /// The task of the read waiting now, if any: a response ending a request starts the
     /// idle clock, and that read must be polled again to arm it.
     reader: Option<Waker>,
-    _slot: AddressSlot,
+    /// This connection's place in its address's count; freed when the socket drops.
+    _slot: Option<InFlightGuard>,
 }
 
 impl<IO> Guarded<IO> {
-    fn new(io: IO, limits: Arc<ConnectionLimits>, slot: AddressSlot) -> Self {
+    fn new(io: IO, limits: Arc<ConnectionLimits>, slot: Option<InFlightGuard>) -> Self {
         Self {
             io,
             limits,
-            phase: Phase::Idle {
-                since: Instant::now(),
-            },
+            // A connection that never sends a head is held to the head's deadline.
+            phase: Phase::head(),
+            prefix: [0; 4],
+            prefix_len: 0,
             timer: None,
             reader: None,
             _slot: slot,
@@ -219,108 +203,62 @@ impl<IO> Guarded<IO> {
 
     /// When a read that is waiting now must have received something, if ever.
     fn deadline(&self) -> Option<Instant> {
-        match &self.phase {
-            Phase::Idle { since } => Some(*since + self.limits.idle_timeout),
-            Phase::Head { started, .. } => Some(*started + self.limits.header_timeout),
-            Phase::Body {
-                started, received, ..
-            } => {
-                let earned = Duration::from_secs_f64(
-                    *received as f64 / self.limits.min_body_rate.max(1) as f64,
-                );
-                Some(*started + self.limits.header_timeout + earned)
-            }
-            Phase::Handling | Phase::Tunnel => None,
+        match self.phase {
+            Phase::Head { started, .. } => Some(started + self.limits.header_timeout),
+            Phase::Idle { since } => Some(since + self.limits.idle_timeout),
+            Phase::Handling { .. } | Phase::Tunnel => None,
         }
     }
 
     fn phase_name(&self) -> &'static str {
         match self.phase {
-            Phase::Idle { .. } => "idle",
             Phase::Head { .. } => "head",
-            Phase::Body { .. } => "body",
-            Phase::Handling => "handling",
+            Phase::Handling { .. } => "handling",
+            Phase::Idle { .. } => "idle",
             Phase::Tunnel => "tunnel",
         }
     }
 
-    /// Follows the request cycle through bytes just read.
-    fn observe_read(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            match &mut self.phase {
-                Phase::Idle { .. } | Phase::Handling => {
-                    self.phase = Phase::Head {
-                        started: Instant::now(),
-                        head: Vec::new(),
-                    };
-                }
-                Phase::Head { head, .. } => {
-                    let (rest, next) = if head.is_empty() {
-                        match find_head_end(bytes, 0) {
-                            // The usual case: the whole head in one read, parsed in place.
-                            Some(end) => (&bytes[end..], Some(after_head(&bytes[..end]))),
-                            None => {
-                                head.extend_from_slice(&bytes[..bytes.len().min(MAX_HEAD)]);
-                                (&[][..], None)
-                            }
-                        }
-                    } else {
-                        let searched_from = head.len().saturating_sub(3);
-                        let take = bytes.len().min(MAX_HEAD.saturating_sub(head.len()));
-                        head.extend_from_slice(&bytes[..take]);
-                        match find_head_end(head, searched_from) {
-                            Some(end) => {
-                                let consumed = end - (head.len() - take);
-                                (&bytes[consumed..], Some(after_head(&head[..end])))
-                            }
-                            // Past MAX_HEAD: the end of the head still stops its clock,
-                            // but the body (length unknown here) goes untimed.
-                            None => match find_head_end(&bytes[take..], 0) {
-                                Some(end) => (&bytes[take + end..], Some(Phase::Handling)),
-                                None => (&[][..], None),
-                            },
-                        }
-                    };
-                    if let Some(next) = next {
-                        self.phase = next;
-                    }
-                    bytes = rest;
-                }
-                Phase::Body {
-                    received, length, ..
-                } => {
-                    *received += bytes.len() as u64;
-                    let done = match length {
-                        BodyLength::Remaining(left) => {
-                            *left = left.saturating_sub(bytes.len() as u64);
-                            *left == 0
-                        }
-                        BodyLength::Chunked { tail } => {
-                            tail.extend_from_slice(bytes);
-                            let keep = tail.len().saturating_sub(LAST_CHUNK.len());
-                            tail.drain(..keep);
-                            tail.ends_with(LAST_CHUNK)
-                        }
-                    };
-                    if done {
-                        self.phase = Phase::Handling;
-                    }
-                    // Bytes past the body belong to a pipelined request: rare enough
-                    // to leave untimed until the next response.
-                    bytes = &[];
-                }
-                Phase::Tunnel => bytes = &[],
+    /// Follows the request cycle through bytes just read; an error refuses them.
+    fn observe_read(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if usize::from(self.prefix_len) < self.prefix.len() {
+            let at = usize::from(self.prefix_len);
+            let take = bytes.len().min(self.prefix.len() - at);
+            self.prefix[at..at + take].copy_from_slice(&bytes[..take]);
+            self.prefix_len += take as u8;
+            if self.prefix_len == 4 && &self.prefix == b"PRI " {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "cleartext HTTP/2 is not served",
+                ));
             }
         }
+        if let Phase::Idle { .. } = self.phase {
+            self.phase = Phase::head();
+        }
+        if let Phase::Head {
+            matched, upgrade, ..
+        } = &mut self.phase
+        {
+            *upgrade |= mentions_upgrade(bytes);
+            // Bytes after the head are its body (timed by `TimedBody`) or a pipelined
+            // request (timed from the next response on).
+            if scan_head_end(matched, bytes) {
+                self.phase = Phase::Handling { upgrade: *upgrade };
+            }
+        }
+        Ok(())
     }
 
-    /// A response (or part of one) went out.
+    /// A response (or part of one) went out; `first` is the start of what was written.
     fn observe_write(&mut self, first: &[u8]) {
         match self.phase {
             Phase::Tunnel => {}
             // The client may now send the body it held back for `Expect: 100-continue`.
-            Phase::Body { .. } if first.starts_with(b"HTTP/1.1 100 ") => {}
-            _ if first.starts_with(b"HTTP/1.1 101 ") => self.phase = Phase::Tunnel,
+            _ if first.starts_with(b"HTTP/1.1 100 ") => {}
+            Phase::Handling { upgrade: true } if first.starts_with(b"HTTP/1.1 101 ") => {
+                self.phase = Phase::Tunnel;
+            }
             _ => {
                 let was_untimed = self.deadline().is_none();
                 self.phase = Phase::Idle {
@@ -339,23 +277,20 @@ impl<IO> Guarded<IO> {
     /// once it has passed.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         let Some(deadline) = self.deadline() else {
-            self.timer = None;
             return Poll::Pending;
         };
-        match &mut self.timer {
-            Some((armed, sleep)) if *armed != deadline => {
-                sleep.as_mut().reset(deadline);
-                *armed = deadline;
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
             }
-            Some(_) => {}
-            None => {
-                self.timer = Some((deadline, Box::pin(tokio::time::sleep_until(deadline))));
-            }
-        }
-        let Some((_, sleep)) = &mut self.timer else {
-            return Poll::Pending;
+            None => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
-        ready!(sleep.as_mut().poll(cx));
+        ready!(timer.as_mut().poll(cx));
         let phase = self.phase_name();
         metrics::counter!("http_connections_timed_out_total", "phase" => phase).increment(1);
         tracing::debug!(phase, "closing a connection that missed its deadline");
@@ -366,55 +301,29 @@ impl<IO> Guarded<IO> {
     }
 }
 
-/// The index just past the `\r\n\r\n` ending a request head, searching from `from`.
-fn find_head_end(bytes: &[u8], from: usize) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|at| from + at + 4)
+/// Feeds `bytes` to a matcher of the `\r\n\r\n` that ends a request head; `matched`
+/// carries a partial match from one read to the next.
+fn scan_head_end(matched: &mut u8, bytes: &[u8]) -> bool {
+    const END: &[u8; 4] = b"\r\n\r\n";
+    for &byte in bytes {
+        *matched = if byte == END[usize::from(*matched)] {
+            *matched + 1
+        } else {
+            u8::from(byte == b'\r')
+        };
+        if *matched == 4 {
+            *matched = 0;
+            return true;
+        }
+    }
+    false
 }
 
-/// The phase after a complete request head: its body, if it has one.
-fn after_head(head: &[u8]) -> Phase {
-    if head.starts_with(b"PRI * HTTP/2.0\r\n") {
-        // The HTTP/2 connection preface: frames from here on.
-        return Phase::Tunnel;
-    }
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut request = httparse::Request::new(&mut headers);
-    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
-        // hyper will answer 400 and close.
-        return Phase::Handling;
-    }
-    let header = |name: &str| {
-        request
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    let chunked = header("transfer-encoding")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let length = if chunked {
-        BodyLength::Chunked {
-            tail: b"\r\n".to_vec(),
-        }
-    } else {
-        match header("content-length")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            Some(0) | None => return Phase::Handling,
-            Some(n) => BodyLength::Remaining(n),
-        }
-    };
-    Phase::Body {
-        started: Instant::now(),
-        received: 0,
-        length,
-    }
+/// Whether a chunk of a request head names an `Upgrade` header (WebSocket handshakes).
+fn mentions_upgrade(bytes: &[u8]) -> bool {
+    bytes
+        .windows(9)
+        .any(|w| w.eq_ignore_ascii_case(b"\nupgrade:"))
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
@@ -427,16 +336,19 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                this.timer = None;
                 let filled = &buf.filled()[before..];
                 if !filled.is_empty() {
-                    this.observe_read(filled);
+                    this.observe_read(filled)?;
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             Poll::Pending => {
-                if !this.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if !this
+                    .reader
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
                     this.reader = Some(cx.waker().clone());
                 }
                 this.poll_deadline(cx).map(Err)
@@ -489,25 +401,130 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
     }
 }
 
+/// A request body held to a minimum rate while the server waits for it.
+///
+/// Timed on the body hyper has already decoded, so its framing (`Content-Length`,
+/// chunked, trailers) is hyper's, not a guess, and the clock runs only while a handler
+/// is actually waiting for bytes: from its first read (after any `100 Continue`), the
+/// body must average `min_body_rate` bytes per second beyond a grace of
+/// `header_timeout`, and no single wait may exceed `header_timeout` (so bytes sent
+/// early cannot buy minutes of silence later). A body that falls behind ends with a
+/// `TimedOut` error, which the extractors answer with 408.
+pub struct TimedBody<S> {
+    inner: S,
+    grace: Duration,
+    min_rate: u64,
+    started: Option<Instant>,
+    received: u64,
+    waiting_since: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> TimedBody<S> {
+    pub fn new(inner: S, limits: &ConnectionLimits) -> Self {
+        Self {
+            inner,
+            grace: limits.header_timeout,
+            min_rate: limits.min_body_rate.max(1),
+            started: None,
+            received: 0,
+            waiting_since: None,
+            timer: None,
+        }
+    }
+
+    fn deadline(&self, started: Instant, waiting_since: Instant) -> Instant {
+        let earned = Duration::from_secs_f64(self.received as f64 / self.min_rate as f64);
+        (started + self.grace + earned).min(waiting_since + self.grace)
+    }
+}
+
+impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for TimedBody<S> {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let now = Instant::now();
+        let started = *this.started.get_or_insert(now);
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.received += chunk.len() as u64;
+                this.waiting_since = None;
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(other) => Poll::Ready(other),
+            Poll::Pending => {
+                let waiting_since = *this.waiting_since.get_or_insert(now);
+                let deadline = this.deadline(started, waiting_since);
+                let timer = match &mut this.timer {
+                    Some(timer) => {
+                        if timer.deadline() != deadline {
+                            timer.as_mut().reset(deadline);
+                        }
+                        timer
+                    }
+                    None => this
+                        .timer
+                        .insert(Box::pin(tokio::time::sleep_until(deadline))),
+                };
+                ready!(timer.as_mut().poll(cx));
+                metrics::counter!("http_connections_timed_out_total", "phase" => "body")
+                    .increment(1);
+                Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the request body arrived too slowly",
+                ))))
+            }
+        }
+    }
+}
+
+/// Whether `err` (from reading a body, possibly wrapped by a parser) is a
+/// [`TimedBody`] timeout.
+pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn guarded() -> Guarded<tokio::io::Empty> {
-        let limits = ConnectionLimits {
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             min_body_rate: 1024,
             max_per_address: 2,
             trusted_proxies: Vec::new(),
-        };
-        Guarded::new(tokio::io::empty(), Arc::new(limits), AddressSlot(None))
+        }
+    }
+
+    fn guarded() -> Guarded<tokio::io::Empty> {
+        Guarded::new(tokio::io::empty(), Arc::new(limits()), None)
     }
 
     #[test]
-    fn a_head_in_one_read_without_a_body_is_being_handled() {
+    fn a_new_connection_must_send_its_head_in_time() {
+        let conn = guarded();
+        assert_eq!(conn.phase_name(), "head");
+        assert!(conn.deadline().is_some());
+    }
+
+    #[test]
+    fn a_head_in_one_read_is_being_handled_until_the_response() {
         let mut conn = guarded();
-        conn.observe_read(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        conn.observe_read(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("read");
         assert_eq!(conn.phase_name(), "handling");
         assert!(conn.deadline().is_none());
         conn.observe_write(b"HTTP/1.1 200 OK\r\n");
@@ -517,69 +534,122 @@ mod tests {
     #[test]
     fn a_head_trickled_in_keeps_its_first_byte_deadline() {
         let mut conn = guarded();
-        conn.observe_read(b"GET / HTTP/1.1\r\n");
+        conn.observe_write(b"HTTP/1.1 200 OK\r\n"); // a previous response: idle
+        conn.observe_read(b"GET / HTTP/1.1\r\n").expect("read");
         let deadline = conn.deadline();
         assert_eq!(conn.phase_name(), "head");
-        conn.observe_read(b"X-a: 1\r\n");
-        conn.observe_read(b"\r");
+        conn.observe_read(b"X-a: 1\r\n").expect("read");
+        conn.observe_read(b"\r").expect("read");
         assert_eq!(conn.deadline(), deadline, "more lines buy no time");
-        conn.observe_read(b"\n");
+        conn.observe_read(b"\n").expect("read");
         assert_eq!(conn.phase_name(), "handling");
     }
 
     #[test]
-    fn a_body_earns_time_as_it_arrives_and_ends_at_its_length() {
-        let mut conn = guarded();
-        conn.observe_read(b"POST /x HTTP/1.1\r\nContent-Length: 4096\r\n\r\nab");
-        assert_eq!(conn.phase_name(), "body");
-        let early = conn.deadline().expect("deadline");
-        conn.observe_read(&[b'x'; 2048]);
-        let later = conn.deadline().expect("deadline");
-        assert!(
-            later >= early + Duration::from_secs(1),
-            "{early:?} {later:?}"
-        );
-        conn.observe_read(&[b'x'; 2046]);
-        assert_eq!(conn.phase_name(), "handling");
+    fn the_terminator_is_found_across_reads_and_not_in_near_misses() {
+        let mut matched = 0;
+        assert!(!scan_head_end(&mut matched, b"a\r\n\rb\r\n"));
+        assert!(!scan_head_end(&mut matched, b"\r"));
+        assert!(scan_head_end(&mut matched, b"\n"));
+        let mut matched = 0;
+        assert!(scan_head_end(&mut matched, b"x\r\r\n\r\n"));
     }
 
     #[test]
-    fn chunked_bodies_end_at_the_last_chunk_even_split_across_reads() {
+    fn continue_keeps_handling_and_only_an_asked_upgrade_opens_a_tunnel() {
         let mut conn = guarded();
-        conn.observe_read(b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
-        conn.observe_read(b"3\r\nabc\r\n0\r");
-        assert_eq!(conn.phase_name(), "body");
-        conn.observe_read(b"\n\r\n");
-        assert_eq!(conn.phase_name(), "handling");
-    }
-
-    #[test]
-    fn continue_keeps_the_body_and_switching_protocols_opens_a_tunnel() {
-        let mut conn = guarded();
-        conn.observe_read(b"PUT /x HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+        conn.observe_read(b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")
+            .expect("read");
         conn.observe_write(b"HTTP/1.1 100 Continue\r\n\r\n");
-        assert_eq!(conn.phase_name(), "body");
+        assert_eq!(conn.phase_name(), "handling");
+        conn.observe_write(b"HTTP/1.1 101 Switching Protocols\r\n");
+        assert_eq!(conn.phase_name(), "idle", "nobody asked to upgrade");
+
         let mut ws = guarded();
-        ws.observe_read(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+        ws.observe_read(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")
+            .expect("read");
         ws.observe_write(b"HTTP/1.1 101 Switching Protocols\r\n");
-        ws.observe_read(b"\x81\x05hello");
+        ws.observe_read(b"\x81\x05hello").expect("read");
         assert_eq!(ws.phase_name(), "tunnel");
         assert!(ws.deadline().is_none());
     }
 
     #[test]
-    fn the_http2_preface_is_a_tunnel() {
+    fn cleartext_http2_is_refused_even_a_byte_at_a_time() {
         let mut conn = guarded();
-        conn.observe_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-        assert_eq!(conn.phase_name(), "tunnel");
+        for byte in b"PRI " {
+            let result = conn.observe_read(std::slice::from_ref(byte));
+            if *byte == b' ' {
+                assert!(result.is_err());
+            }
+        }
     }
 
     #[test]
-    fn a_split_terminator_is_found() {
-        let mut conn = guarded();
-        conn.observe_read(b"GET / HTTP/1.1\r\nHost: x\r\n\r");
-        assert_eq!(conn.phase_name(), "head");
-        conn.observe_read(b"\n");
-        assert_eq!(conn.phase_name(), "handling");
+    fn ipv6_addresses_share_a_slot_budget_per_64() {
+        let acceptor = GuardedAcceptor::new((), limits());
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2::2".parse().expect("ip");
+        let first = acceptor.admit(a);
+        let second = acceptor.admit(b);
+        assert!(first.is_some() && second.is_some());
+        assert!(
+            acceptor.admit(a).is_none(),
+            "the /64 has used its two slots"
+        );
+        drop(first);
+        assert!(acceptor.admit(b).is_some());
+    }
+
+    async fn collect(
+        body: TimedBody<impl Stream<Item = io::Result<Bytes>> + Unpin>,
+    ) -> io::Result<u64> {
+        use futures_util::StreamExt;
+        let mut body = body;
+        let mut total = 0;
+        while let Some(chunk) = body.next().await {
+            total += chunk?.len() as u64;
+        }
+        Ok(total)
+    }
+
+    fn trickle(
+        every: Duration,
+        chunks: usize,
+        size: usize,
+    ) -> impl Stream<Item = io::Result<Bytes>> + Unpin {
+        Box::pin(futures_util::stream::unfold(0, move |n| async move {
+            (n < chunks).then_some(())?;
+            tokio::time::sleep(every).await;
+            Some((Ok(Bytes::from(vec![b'x'; size])), n + 1))
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_keeps_the_rate_is_read_whole() {
+        // 4 KiB every second: four times the floor, for a minute.
+        let body = TimedBody::new(trickle(Duration::from_secs(1), 60, 4096), &limits());
+        assert_eq!(collect(body).await.expect("read"), 60 * 4096);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_body_times_out() {
+        let body = TimedBody::new(trickle(Duration::from_secs(5), 100, 1), &limits());
+        let err = collect(body).await.expect_err("too slow");
+        assert!(is_body_timeout(&err));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_sent_early_do_not_buy_a_long_silence() {
+        let fast_then_silent =
+            Box::pin(
+                futures_util::stream::iter([Ok(Bytes::from(vec![b'x'; 1024 * 1024]))])
+                    .chain(trickle(Duration::from_secs(60), 1, 1)),
+            );
+        use futures_util::StreamExt;
+        let err = collect(TimedBody::new(fast_then_silent, &limits()))
+            .await
+            .expect_err("silent too long");
+        assert!(is_body_timeout(&err));
     }
 }

@@ -5,7 +5,8 @@
 //!   for any error still left, metrics and the access log, the `X-Request-Id` header.
 //!   Every request passes it, CORS preflights and refusals included.
 //! - [`Admission`], innermost: the application state, the client IP (after trusted
-//!   proxies) and the per-IP rate limit, then the routes. It answers every error as
+//!   proxies), the per-IP rate limit and the body's minimum rate
+//!   ([`TimedBody`](crate::core::connections::TimedBody)), then the routes. It answers every error as
 //!   problem+json itself, so CORS outside it adds its headers to errors too (a browser
 //!   can read a 401 or a 429) and preflights, answered by CORS, are never limited.
 //!
@@ -18,7 +19,7 @@
 use std::time::Instant;
 
 use poem::{
-    Endpoint, PathPattern, Request, Response,
+    Body, Endpoint, PathPattern, Request, Response,
     endpoint::BoxEndpoint,
     http::{HeaderValue, StatusCode, header},
 };
@@ -26,6 +27,7 @@ use tracing::Instrument;
 
 use crate::{
     core::{
+        connections::{ConnectionLimits, TimedBody},
         limiter::ClientIp,
         metrics,
         request_id::{REQUEST_ID_HEADER, RequestId},
@@ -123,16 +125,32 @@ fn security_event(status: StatusCode) -> Option<&'static str> {
     }
 }
 
-/// State, client IP and rate limit in front of the routes (see the module documentation).
+/// State, client IP, rate limit and body timing in front of the routes (see the
+/// module documentation).
 pub struct Admission {
     state: AppState,
     routes: BoxEndpoint<'static>,
+    limits: ConnectionLimits,
 }
 
 impl Admission {
     pub fn new(state: AppState, routes: BoxEndpoint<'static>) -> Self {
-        Self { state, routes }
+        let limits = ConnectionLimits::from(&state.settings);
+        Self {
+            state,
+            routes,
+            limits,
+        }
     }
+}
+
+/// Whether a request announces a body (a length above zero, or a transfer coding).
+fn has_body(req: &Request) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|len| len.as_bytes() != b"0")
 }
 
 impl Endpoint for Admission {
@@ -155,6 +173,13 @@ impl Endpoint for Admission {
             if let Err(err) = self.state.limits.check_request(ip) {
                 return Ok(into_problem(err.into()));
             }
+        }
+        if has_body(&req) {
+            let body = req.take_body().into_bytes_stream();
+            req.set_body(Body::from_bytes_stream(TimedBody::new(
+                Box::pin(body),
+                &self.limits,
+            )));
         }
         Ok(match self.routes.call(req).await {
             Ok(response) => response,

@@ -22,7 +22,7 @@ use poem_openapi::{
 use serde::Serialize;
 
 use crate::{
-    core::validate::NUL_MESSAGE,
+    core::{connections::is_body_timeout, validate::NUL_MESSAGE},
     error::{AppError, FieldError, into_problem},
 };
 
@@ -79,6 +79,7 @@ async fn read(request: &Request, body: &mut RequestBody) -> Result<bytes::Bytes,
         .await
         .map_err(|err| match err {
             ReadBodyError::PayloadTooLarge => AppError::PayloadTooLarge,
+            ReadBodyError::Io(io) if is_body_timeout(&io) => AppError::RequestTimeout,
             other => AppError::MalformedBody(format!("could not read the body: {other}")),
         })
 }

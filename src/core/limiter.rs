@@ -1,26 +1,30 @@
 //! Rate limiting with governor: a per-IP budget on every route, and password attempts
 //! (login, register, password change) budgeted three ways:
 //!
-//! - per client IP, whatever the account: one address cannot spray many accounts;
-//! - per (account, IP), at the same strict rate: one address cannot guess at one
-//!   account, and, keyed by the pair, it spends only its own budget, so an attacker
-//!   hammering a victim's email does not lock the victim out from the victim's address;
-//! - per account over every address, [`ACCOUNT_BUDGET_FACTOR`] times softer: a slow
-//!   guess spread over many addresses is still capped, while locking an account out
-//!   takes that many addresses at full speed instead of one.
+//! - per (account, IP), the strict one (`RATE_LIMIT_LOGIN_PER_MIN`): one address cannot
+//!   guess at one account, and, keyed by the pair, it spends only its own budget, so
+//!   an attacker hammering a victim's email does not lock the victim out from the
+//!   victim's address;
+//! - per account over every address, [`BUDGET_FACTOR`] times softer: a guess spread
+//!   over many addresses is still capped, while locking an account out takes that many
+//!   addresses at full speed instead of one;
+//! - per client IP over every account, [`BUDGET_FACTOR`] times softer: one address
+//!   cannot spray many accounts, while colleagues behind one NAT can still sign in.
 //!
 //! Limits are per instance (governor keeps its state in memory): N instances behind a
 //! balancer allow up to N times the configured rate. Idle keys are evicted
 //! periodically, so a flood of distinct IPs or emails cannot grow memory without bound.
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, Ipv4Addr},
     num::NonZeroU32,
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use governor::{
-    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota,
+    DefaultKeyedRateLimiter, Quota,
     clock::{Clock, DefaultClock},
 };
 use ipnet::IpNet;
@@ -65,7 +69,7 @@ impl ClientIp {
 
     /// The key a budget is kept under: the address, or for IPv6 its /64 (one subscriber
     /// usually holds a whole /64, and would otherwise get unlimited fresh budgets).
-    fn bucket(self) -> IpAddr {
+    pub fn bucket(self) -> IpAddr {
         match self.0 {
             IpAddr::V4(v4) => IpAddr::V4(v4),
             IpAddr::V6(v6) => {
@@ -76,8 +80,13 @@ impl ClientIp {
     }
 }
 
-/// How many times the per-(account, IP) budget one account gets over every address.
-pub const ACCOUNT_BUDGET_FACTOR: u32 = 5;
+/// How many times the per-(account, IP) budget an account gets over every address,
+/// and an address gets over every account.
+pub const BUDGET_FACTOR: u32 = 5;
+
+/// Account keys are emails (at most 254 characters once valid); a longer string from a
+/// malformed login is cut, so a key's memory is bounded whatever the client sends.
+const MAX_ACCOUNT_KEY_CHARS: usize = 254;
 
 /// Every limiter of the process.
 pub struct RateLimits {
@@ -86,7 +95,8 @@ pub struct RateLimits {
     login_by_account_and_ip: DefaultKeyedRateLimiter<(String, IpAddr)>,
     login_by_account: DefaultKeyedRateLimiter<String>,
     uploads_by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    uploads: DefaultDirectRateLimiter,
+    /// Searches running per address: each holds one of the few search connections.
+    pub searches: InFlight,
 }
 
 fn non_zero(n: u32) -> NonZeroU32 {
@@ -97,23 +107,21 @@ impl RateLimits {
     pub fn new(settings: &Settings) -> Self {
         let general = Quota::per_second(non_zero(settings.rate_limit_per_sec))
             .allow_burst(non_zero(settings.rate_limit_burst));
-        let login = Quota::per_minute(non_zero(settings.rate_limit_login_per_min));
-        let account = Quota::per_minute(non_zero(
+        let pair = Quota::per_minute(non_zero(settings.rate_limit_login_per_min));
+        let soft = Quota::per_minute(non_zero(
             settings
                 .rate_limit_login_per_min
-                .saturating_mul(ACCOUNT_BUDGET_FACTOR),
+                .saturating_mul(BUDGET_FACTOR),
         ));
         Self {
             per_ip: DefaultKeyedRateLimiter::keyed(general),
-            login_by_ip: DefaultKeyedRateLimiter::keyed(login),
-            login_by_account_and_ip: DefaultKeyedRateLimiter::keyed(login),
-            login_by_account: DefaultKeyedRateLimiter::keyed(account),
+            login_by_ip: DefaultKeyedRateLimiter::keyed(soft),
+            login_by_account_and_ip: DefaultKeyedRateLimiter::keyed(pair),
+            login_by_account: DefaultKeyedRateLimiter::keyed(soft),
             uploads_by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_hour(non_zero(
                 settings.rate_limit_uploads_per_hour,
             ))),
-            uploads: DefaultDirectRateLimiter::direct(Quota::per_hour(non_zero(
-                settings.rate_limit_uploads_global_per_hour,
-            ))),
+            searches: InFlight::new(settings.search_max_per_ip),
         }
     }
 
@@ -126,19 +134,19 @@ impl RateLimits {
     /// left (see the module documentation).
     pub fn check_login(&self, ip: ClientIp, account: &str) -> Result<(), AppError> {
         let bucket = ip.bucket();
-        verdict(self.login_by_ip.check_key(&bucket))?;
+        let account: String = account.chars().take(MAX_ACCOUNT_KEY_CHARS).collect();
         verdict(
             self.login_by_account_and_ip
-                .check_key(&(account.to_owned(), bucket)),
+                .check_key(&(account.clone(), bucket)),
         )?;
-        verdict(self.login_by_account.check_key(&account.to_owned()))
+        verdict(self.login_by_ip.check_key(&bucket))?;
+        verdict(self.login_by_account.check_key(&account))
     }
 
-    /// A document upload: the address and the whole service must have budget left.
-    /// Checked before a byte is streamed, so refused uploads cost no disk.
+    /// A document upload from `ip`. Checked before a byte is streamed, so refused
+    /// uploads cost no disk.
     pub fn check_upload(&self, ip: ClientIp) -> Result<(), AppError> {
-        verdict(self.uploads_by_ip.check_key(&ip.bucket()))?;
-        verdict(self.uploads.check())
+        verdict(self.uploads_by_ip.check_key(&ip.bucket()))
     }
 
     /// Drops keys whose budget is full again (they carry no information), then frees memory.
@@ -178,6 +186,57 @@ where
             retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
         }
     })
+}
+
+/// Concurrent holders per client address (IPv6 by /64), refused beyond a maximum:
+/// for what a rate cannot bound, such as connections held open or searches that each
+/// take a pooled connection for up to their timeout.
+#[derive(Clone)]
+pub struct InFlight {
+    max: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl InFlight {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for `ip`, held until the guard drops; `None` when it has `max` already.
+    pub fn enter(&self, ip: ClientIp) -> Option<InFlightGuard> {
+        let key = ip.bucket();
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(InFlightGuard {
+            key,
+            open: Arc::clone(&self.open),
+        })
+    }
+}
+
+/// One place in an [`InFlight`]; dropping it frees the place.
+pub struct InFlightGuard {
+    key: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// How often idle limiter keys are evicted.

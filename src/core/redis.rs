@@ -66,11 +66,12 @@ pub async fn run<T>(
             tracing::warn!(error = %err, "redis connection lost");
             Err(AppError::Unavailable("redis"))
         }
-        // Loading after a restart, a replica during failover: transient, not a bug.
+        // Loading after a restart, a replica during failover, out of memory: transient,
+        // not a bug.
         Err(err)
             if matches!(
                 err.code(),
-                Some("LOADING" | "READONLY" | "MASTERDOWN" | "TRYAGAIN" | "BUSY")
+                Some("LOADING" | "READONLY" | "MASTERDOWN" | "TRYAGAIN" | "BUSY" | "OOM")
             ) =>
         {
             tracing::warn!(error = %err, "redis busy");

@@ -3,10 +3,10 @@
 //!
 //! Redis holds one key per session that has been asked about: `1` (live) or `0`
 //! (revoked or never issued). A key that is missing is never read as "live": the check
-//! asks PostgreSQL and writes the answer back. So whatever Redis loses — a restart with
-//! no persistence, a single evicted key under `allkeys-*`, a key missing after a restore —
-//! the check fails closed onto the durable record instead of letting a revoked (or
-//! forged, never-issued) session through.
+//! asks PostgreSQL and writes the answer back. So when Redis loses keys — a restart with
+//! no persistence, a single key evicted under `allkeys-*` — the check falls back onto the
+//! durable record instead of letting a revoked (or forged, never-issued) session
+//! through.
 //!
 //! The two writers cannot undo each other:
 //! - a revocation overwrites the key with `0` (inside the revoking transaction, before
@@ -15,9 +15,17 @@
 //! - a read-through writes its answer only when no key exists (`SET NX`), so a check
 //!   that read PostgreSQL just before a logout cannot put `1` back over the logout's `0`.
 //!
-//! Live answers are cached for [`LIVE_TTL`] only. A Redis restored from a snapshot
+//! What remains is bounded by [`LIVE_TTL`]: live answers are cached for a minute only.
+//! A Redis that comes back with a `1` and without a later `0` — restored from a snapshot
+//! taken less than a minute before the revocation, or a replica promoted before the
+//! revocation reached it — can accept that session until the `1` expires. A snapshot
 //! older than that brings back no live key at all (snapshots keep absolute expiry
-//! times), so a session revoked after the snapshot is read from PostgreSQL again.
+//! times).
+//!
+//! Instances of the previous release kept `revoked:<session>` keys and trusted a
+//! `revoked:complete` marker. During a rolling deploy they still run beside this one,
+//! so a revocation also writes the old key (and start-up removes the marker, sending
+//! old instances to PostgreSQL until they are gone). Both can go with the next release.
 
 use std::time::Duration;
 
@@ -62,6 +70,20 @@ impl Revocations {
         format!("{}session:{}", self.prefix, session)
     }
 
+    /// The previous release's key for a revoked session (see the module documentation).
+    fn legacy_key(&self, session: SessionId) -> String {
+        format!("{}revoked:{}", self.prefix, session)
+    }
+
+    /// Removes the previous release's "Redis is complete" marker, so that its instances
+    /// still running check PostgreSQL rather than trust a Redis this release writes to.
+    pub async fn retire_legacy_marker(&self) -> Result<(), AppError> {
+        let del = redis::cmd("DEL")
+            .arg(format!("{}revoked:complete", self.prefix))
+            .clone();
+        redis_pool::run(&self.redis, async |conn| del.query_async::<()>(conn).await).await
+    }
+
     /// One Redis `GET` on the happy path; PostgreSQL when Redis has no answer. Fails
     /// closed: no Redis, no answer (503).
     pub async fn is_revoked(&self, db: &DbPool, session: SessionId) -> Result<bool, AppError> {
@@ -94,10 +116,15 @@ impl Revocations {
             .arg("EX")
             .arg(ttl.as_secs())
             .clone();
-        redis_pool::run(&self.redis, async |conn| {
+        // The answer stands whether or not it can be cached: a Redis refusing writes
+        // (out of memory, a read-only replica) costs the next check a query, not a 503.
+        if let Err(err) = redis_pool::run(&self.redis, async |conn| {
             set.query_async::<Option<String>>(conn).await
         })
-        .await?;
+        .await
+        {
+            tracing::warn!(error = %err, "could not cache a session check");
+        }
         Ok(revoked)
     }
 
@@ -111,7 +138,10 @@ impl Revocations {
         }
         let mut pipe = redis::pipe();
         for session in sessions {
-            pipe.set_ex(self.key(*session), DEAD, self.revoked_ttl.as_secs())
+            let ttl = self.revoked_ttl.as_secs();
+            pipe.set_ex(self.key(*session), DEAD, ttl)
+                .ignore()
+                .set_ex(self.legacy_key(*session), 1u8, ttl)
                 .ignore();
         }
         redis_pool::run(&self.redis, async |conn| pipe.query_async::<()>(conn).await).await

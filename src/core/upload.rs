@@ -130,6 +130,8 @@ pub trait UploadStore: Send + Sync {
     fn open(&self, key: &str) -> BoxFuture<'static, io::Result<poem::Body>>;
     /// Deletes a committed object (when the row that would point to it was not written).
     fn remove(&self, key: &str) -> BoxFuture<'static, io::Result<()>>;
+    /// Bytes still free for new objects.
+    fn available(&self) -> BoxFuture<'static, io::Result<u64>>;
 }
 
 /// Files under a root folder, one subfolder per owner, owner-only permissions.
@@ -246,6 +248,19 @@ impl UploadStore for LocalStore {
     fn remove(&self, key: &str) -> BoxFuture<'static, io::Result<()>> {
         let path = self.path_of(key);
         Box::pin(async move { tokio::fs::remove_file(path?).await })
+    }
+
+    /// Free space on the root's file system, for unprivileged writers.
+    fn available(&self) -> BoxFuture<'static, io::Result<u64>> {
+        let root = self.root.clone();
+        Box::pin(async move {
+            create_private_dir(&root).await?;
+            tokio::task::spawn_blocking(move || {
+                let stats = rustix::fs::statvfs(&root)?;
+                Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+            })
+            .await?
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use crate::{
         auth::{WorkerUser, optional_user},
         ids::{ServiceId, UserId},
         json::{JsonBody, JsonOut},
+        limiter::ClientIp,
         pagination::Page,
     },
     error::AppError,
@@ -52,6 +53,7 @@ impl ServicesApi {
     async fn search(
         &self,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         /// Full-text query over title and description (web-search syntax).
         q: Query<Option<String>>,
         category: Query<Option<String>>,
@@ -76,7 +78,7 @@ impl ServicesApi {
             worker_id: worker_id.0,
             sort: sort.0,
         };
-        search::search(&state, filters, limit.0, cursor.0.as_deref())
+        search::search(&state, **ip, filters, limit.0, cursor.0.as_deref())
             .await
             .map(JsonOut)
     }

@@ -17,6 +17,7 @@ use crate::{
     core::{
         auth::CurrentUser,
         ids::{ServiceId, UserId},
+        limiter::ClientIp,
         pagination::{self, Page},
     },
     db::enums::UserRole,
@@ -78,6 +79,7 @@ struct Ranked {
 /// One page of public search results.
 pub async fn search(
     state: &AppState,
+    ip: ClientIp,
     search: Search,
     limit: Option<i64>,
     cursor: Option<&str>,
@@ -160,6 +162,13 @@ pub async fn search(
 
     // Search's own pool: its concurrency and statement timeout are capped apart from
     // the rest of the API's (see `db::search_pool`).
+    let _place = state
+        .limits
+        .searches
+        .enter(ip)
+        .ok_or(AppError::RateLimited {
+            retry_after_secs: 1,
+        })?;
     let mut conn = crate::db::checkout(&state.search_db).await?;
     let rows: Vec<Ranked> = sql.load(&mut conn).await?;
     pagination::paginate(
@@ -173,7 +182,7 @@ pub async fn search(
 
 /// Longest full-text query accepted, in characters.
 const MAX_QUERY_CHARS: usize = 200;
-/// Most words one full-text query may combine (`or` and `-` operators not counted).
+/// Most words one full-text query may combine (the `or` operator not counted).
 const MAX_QUERY_TERMS: usize = 12;
 
 /// The full-text query, trimmed; `None` when blank. Bounded in length and in words:
@@ -190,9 +199,10 @@ fn query_text(raw: Option<&str>) -> Result<Option<&str>, FieldError> {
             format!("must be at most {MAX_QUERY_CHARS} characters"),
         ));
     }
+    // Counted as the parser splits: on anything that is not a letter or a digit.
     let terms = q
-        .split_whitespace()
-        .filter(|word| !word.eq_ignore_ascii_case("or") && *word != "-")
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty() && !word.eq_ignore_ascii_case("or"))
         .count();
     if terms > MAX_QUERY_TERMS {
         return Err(FieldError::new(
@@ -363,5 +373,10 @@ mod tests {
         assert!(query_text(Some(&"x".repeat(201))).is_err());
         assert!(query_text(Some(&"é".repeat(200))).is_ok());
         assert!(query_text(Some("gar\0den")).is_err());
+        let punctuated = ["w"; 13].join(",");
+        assert!(
+            query_text(Some(&punctuated)).is_err(),
+            "commas split words too"
+        );
     }
 }

@@ -26,6 +26,7 @@ async fn purge_rejected_kyc_files(state: AppState) {
         tick.tick().await;
         loop {
             match crate::worker::kyc::purge_rejected_files(&state, EXPIRY_BATCH).await {
+                // None due, or only files that could not be deleted (logged): next hour.
                 Ok(0) => break,
                 Ok(count) => tracing::info!(count, "deleted files of rejected KYC submissions"),
                 Err(err) => {

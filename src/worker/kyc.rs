@@ -13,6 +13,7 @@ use crate::{
     admin::audit::{self, Target},
     core::{
         auth::CurrentUser,
+        connections::is_body_timeout,
         ids::{KycId, UserId},
         limiter::ClientIp,
         pagination::{self, Page},
@@ -85,6 +86,9 @@ fn multer_error(err: multer::Error) -> AppError {
     use multer::Error as E;
     match err {
         E::FieldSizeExceeded { .. } | E::StreamSizeExceeded { .. } => AppError::PayloadTooLarge,
+        E::StreamReadFailed(ref source) if is_body_timeout(source.as_ref()) => {
+            AppError::RequestTimeout
+        }
         E::UnknownField { field_name } => FieldError::new(
             field_name.unwrap_or_else(|| "(unnamed)".to_owned()),
             "is not a field of this form (document_type, file)",
@@ -183,8 +187,8 @@ fn too_many_pending() -> AppError {
 /// Parses `multipart/form-data` with `document_type` and `file`, streaming the file to
 /// the upload store, then records the submission. Nothing is left behind on failure.
 ///
-/// Disk is protected before a byte is written: the upload quotas (per address and for
-/// the whole service) and the worker's cap on pending submissions are checked first.
+/// Disk is protected before a byte is written: the worker's cap on pending submissions,
+/// the address's upload quota and the store's free-space floor are checked first.
 /// The cap is checked again, under the worker's lock, when the row is inserted.
 pub async fn submit<S>(
     state: &AppState,
@@ -203,6 +207,15 @@ where
         return Err(too_many_pending());
     }
     state.limits.check_upload(ip)?;
+    let free = state
+        .uploads
+        .available()
+        .await
+        .map_err(AppError::internal)?;
+    if free < state.settings.upload_min_free_bytes + state.settings.upload_max_bytes {
+        tracing::error!(free, "document storage is nearly full: uploads refused");
+        return Err(AppError::Unavailable("document storage"));
+    }
     let boundary = content_type
         .and_then(|ct| multer::parse_boundary(ct).ok())
         .ok_or_else(|| {
@@ -412,7 +425,11 @@ pub async fn file(state: &AppState, caller: CurrentUser, id: KycId) -> Result<Do
         .uploads
         .open(&row.storage_key)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(|err| match err.kind() {
+            // Purged after its retention period, recorded or not yet.
+            std::io::ErrorKind::NotFound => AppError::NotFound,
+            _ => AppError::internal(err),
+        })?;
     Ok(Download {
         body,
         kind,
@@ -473,40 +490,51 @@ pub async fn decide(
     .await
 }
 
-/// Deletes the files of submissions rejected more than `KYC_REJECTED_RETENTION` ago, at
-/// most `batch` per call, and returns how many it deleted. The rows stay (type, size,
-/// digest, decision); only the document goes. Several instances may run it at once:
-/// each claims its rows with `SKIP LOCKED`.
+/// Deletes the files of submissions rejected more than `KYC_REJECTED_RETENTION` ago,
+/// oldest decision first, at most `batch` per call, and returns how many rows it
+/// settled. The rows stay (type, size, digest, decision); only the document goes.
+/// Several instances may run it at once: each claims its rows with `SKIP LOCKED`.
+///
+/// A file that cannot be deleted is logged and left for the next run, without holding
+/// up the others; one already gone (a run whose commit failed after deleting it) counts
+/// as deleted.
 pub async fn purge_rejected_files(state: &AppState, batch: i64) -> Result<usize, AppError> {
-    let retention = chrono::Duration::from_std(state.settings.kyc_rejected_retention)
-        .map_err(AppError::internal)?;
+    let retention_secs = state.settings.kyc_rejected_retention.as_secs_f64();
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         let due: Vec<(KycId, String)> = kyc_submissions::table
             .filter(kyc_submissions::status.eq(KycDecision::Rejected))
             .filter(kyc_submissions::file_purged_at.is_null())
-            .filter(kyc_submissions::reviewed_at.lt(chrono::Utc::now() - retention))
+            // The database's clock, like the `reviewed_at` it wrote.
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "reviewed_at < now() - make_interval(secs => ",
+                )
+                .bind::<diesel::sql_types::Double, _>(retention_secs)
+                .sql(")"),
+            )
+            .order(kyc_submissions::reviewed_at.asc())
             .select((kyc_submissions::id, kyc_submissions::storage_key))
             .limit(batch)
             .for_update()
             .skip_locked()
             .load(conn)
             .await?;
-        for (_, key) in &due {
-            match state.uploads.remove(key).await {
-                // Already gone: a run whose commit failed after deleting it.
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(AppError::internal(err));
+        let mut purged = Vec::with_capacity(due.len());
+        for (id, key) in due {
+            match state.uploads.remove(&key).await {
+                Ok(()) => purged.push(id),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => purged.push(id),
+                Err(err) => {
+                    tracing::warn!(submission = %id, error = %err, "could not delete a rejected KYC file");
                 }
-                _ => {}
             }
         }
-        let ids: Vec<KycId> = due.iter().map(|(id, _)| *id).collect();
-        diesel::update(kyc_submissions::table.filter(kyc_submissions::id.eq_any(&ids)))
+        diesel::update(kyc_submissions::table.filter(kyc_submissions::id.eq_any(&purged)))
             .set(kyc_submissions::file_purged_at.eq(diesel::dsl::now))
             .execute(conn)
             .await?;
-        Ok(ids.len())
+        Ok(purged.len())
     })
     .await
 }

@@ -526,7 +526,8 @@ async fn password_change_is_rate_limited_per_account() {
     let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_PER_MIN", "3")]).await;
     let (_, tokens) = app.user("guess@example.com", "client").await;
     let mut last = None;
-    for _ in 0..3 {
+    // Three guesses, then the fourth is refused.
+    for _ in 0..4 {
         last = Some(
             app.post(
                 "/api/v1/auth/password",

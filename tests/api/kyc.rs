@@ -556,3 +556,20 @@ async fn files_of_rejected_submissions_are_deleted_after_the_retention_period() 
         0
     );
 }
+
+#[tokio::test]
+async fn uploads_stop_before_the_disk_runs_low() {
+    let app = TestApp::spawn_with(&[("UPLOAD_MIN_FREE_BYTES", "1000000000000000000")]).await;
+    let (_, worker) = app.user("full-disk@example.com", "worker").await;
+    app.upload_document(
+        &worker.access,
+        "passport",
+        "x.pdf",
+        "application/pdf",
+        PDF.to_vec(),
+    )
+    .await
+    .assert_problem(503, "dependency_unavailable");
+    assert!(files_in(&app.settings.upload_dir).is_empty());
+    assert_eq!(submissions(&app).await, 0);
+}

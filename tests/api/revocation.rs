@@ -68,7 +68,11 @@ async fn losing_one_revocation_key_does_not_bring_a_logged_out_token_back() {
     let claims = app.state.tokens.verify(&gone.access).expect("claims");
     let key = format!("{}session:{}", app.settings.redis_prefix, claims.sid);
     assert_eq!(redis.cli(&["DEL", &key]), "1");
-    assert_eq!(redis.cli(&["DBSIZE"]), "1", "the live session's key stays");
+    assert_eq!(
+        redis.cli(&["KEYS", "*session:*"]).lines().count(),
+        1,
+        "the live session's key stays"
+    );
 
     app.get("/api/v1/auth/me", Some(&gone.access))
         .await
@@ -186,4 +190,22 @@ async fn an_authenticated_request_costs_one_redis_command() {
         .collect();
     assert_eq!(calls.len(), 1, "only GET: {stats}");
     assert!(calls[0].starts_with("cmdstat_get:calls=5,"), "{stats}");
+}
+
+#[tokio::test]
+async fn a_redis_that_refuses_writes_still_answers_checks() {
+    let redis = PrivateRedis::start();
+    let app = TestApp::spawn_with(&[("REDIS_URL", &redis.url())]).await;
+    let (_, tokens) = app.user("oom@example.com", "client").await;
+    // Out of memory with no eviction: reads work, every write is refused.
+    redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    redis.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&tokens.access))
+            .await
+            .status,
+        StatusCode::OK,
+        "the answer from PostgreSQL stands even when it cannot be cached"
+    );
+    redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
 }

@@ -76,6 +76,22 @@ async fn searches_cannot_take_the_connections_the_rest_of_the_api_needs() {
         app.get("/api/v1/services?q=garden", None).await.status,
         StatusCode::OK
     );
+
+    // One address may run two searches at once (SEARCH_MAX_PER_IP), not the whole pool.
+    let me = marketplace::core::limiter::ClientIp("127.0.0.1".parse().expect("ip"));
+    let running = [
+        app.state.limits.searches.enter(me),
+        app.state.limits.searches.enter(me),
+    ];
+    assert!(running.iter().all(Option::is_some));
+    let reply = app.get("/api/v1/services?q=garden", None).await;
+    reply.assert_problem(429, "rate_limited");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    drop(running);
+    assert_eq!(
+        app.get("/api/v1/services?q=garden", None).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -147,6 +163,16 @@ async fn wrong_logins_from_one_address_do_not_lock_the_owner_out() {
     login_from(&app, "203.0.113.66", email, "not the password")
         .await
         .assert_problem(429, "rate_limited");
+    // The pair is what ran out: the same address may still sign in to another account.
+    app.register("bystander@example.com", "client").await;
+    let other = login_from(
+        &app,
+        "203.0.113.66",
+        "bystander@example.com",
+        crate::common::PASSWORD,
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
     // The owner, from their own address, is not affected.
     let owner = login_from(&app, "198.51.100.7", email, crate::common::PASSWORD).await;
     assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
@@ -386,6 +412,67 @@ mod slow_clients {
             lasted < Duration::from_secs(5),
             "a byte a while bought {lasted:?}"
         );
+
+        // The same, read to the end: the answer is a 408 that closes the connection.
+        let mut slow = TcpStream::connect(app.addr).await.expect("connect");
+        slow.write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("write");
+        let mut response = Vec::new();
+        timeout(Duration::from_secs(5), slow.read_to_end(&mut response))
+            .await
+            .expect("closed in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("request_timeout"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_expect_continue_upload_is_answered_normally() {
+        let app = app().await;
+        let body = br#"{"email":"continue@example.com","password":"correct horse battery","full_name":"C","role":"client"}"#;
+        let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+        conn.write_all(
+            format!(
+                "POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("head");
+        let mut buf = [0u8; 256];
+        let n = conn.read(&mut buf).await.expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 100"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        conn.write_all(body).await.expect("body");
+        let mut response = Vec::new();
+        conn.read_to_end(&mut response).await.expect("read");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn cleartext_http2_is_refused() {
+        let app = app().await;
+        let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+        conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .expect("preface");
+        assert!(closed_within(&mut conn, Duration::from_millis(1500)).await);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_nothing_is_closed_at_the_head_deadline() {
+        let app = app().await;
+        let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+        assert!(closed_within(&mut conn, Duration::from_secs(4)).await);
     }
 
     #[tokio::test]
