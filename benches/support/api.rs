@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-pub const PASSWORD: &str = "bench password";
+pub const PASSWORD: &str = "bench horse battery";
 
 pub struct Api {
     pub base: String,
