@@ -9,47 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "support/api.rs"]
+mod api;
+use api::Api;
+
 const PDF: &[u8] = b"%PDF-1.7\n% bench document\n";
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Value {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
-    }
-
-    async fn login(&self, email: &str, password: &str) -> String {
-        let tokens = self
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"email": email, "password": password}),
-            )
-            .await;
-        tokens["access_token"].as_str().expect("token").to_owned()
-    }
-
-    async fn user(&self, email: &str, role: &str) -> String {
-        self.post(
-            "/api/v1/auth/register",
-            None,
-            json!({"email": email, "password": "bench horse battery", "full_name": "Bench", "role": role}),
-        )
-        .await;
-        self.login(email, "bench horse battery").await
-    }
-}
 
 #[tokio::main]
 async fn main() {
@@ -74,7 +38,7 @@ async fn main() {
     // One worker (KYC approved, one listing) and one client per lane.
     let mut lanes = Vec::new();
     for lane in 0..concurrency {
-        let worker = api
+        let (_, worker) = api
             .user(&format!("bw{lane}.{run}@bench.example"), "worker")
             .await;
         let form = reqwest::multipart::Form::new()
@@ -109,7 +73,7 @@ async fn main() {
                        "price_cents": 3000, "pricing_unit": "fixed", "city": "Lisbon", "duration_minutes": 60}),
             )
             .await;
-        let client = api
+        let (_, client) = api
             .user(&format!("bc{lane}.{run}@bench.example"), "client")
             .await;
         lanes.push((

@@ -105,6 +105,12 @@ pub struct Settings {
     /// Bearer token a scraper must present for `/metrics`; unset, `/metrics` is not
     /// served (it shows routes, error rates and pool use: reconnaissance for an attacker).
     pub metrics_token: Option<Secret>,
+    /// WebSockets one user may hold open on one instance.
+    pub ws_max_sockets_per_user: usize,
+    /// A WebSocket that sends nothing (not even a pong) for this long is closed.
+    pub ws_idle_timeout: Duration,
+    /// How often the server pings each WebSocket.
+    pub ws_ping_interval: Duration,
 }
 
 /// A configuration key that could not be used, with the form it expects.
@@ -253,6 +259,9 @@ impl Settings {
                 }
                 None => None,
             },
+            ws_max_sockets_per_user: env.positive("WS_MAX_SOCKETS_PER_USER", 5)?,
+            ws_idle_timeout: env.seconds("WS_IDLE_TIMEOUT", 60)?,
+            ws_ping_interval: env.seconds("WS_PING_INTERVAL", 25)?,
         })
     }
 }

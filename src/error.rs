@@ -158,13 +158,18 @@ impl AppError {
         }
     }
 
-    fn problem(&self) -> Problem {
-        let status = self.status();
-        let detail = match self {
+    /// What the client may read about this error (problem `detail`, WebSocket `error` frames).
+    pub fn public_detail(&self) -> String {
+        match self {
             // Internals never leave the process; the log has them under the request id.
             Self::Internal(_) => "an internal error occurred; it has been logged".to_owned(),
             other => other.to_string(),
-        };
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let status = self.status();
+        let detail = self.public_detail();
         Problem {
             kind: "about:blank".to_owned(),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),

@@ -13,6 +13,7 @@ pub mod core;
 pub mod db;
 pub mod error;
 pub mod job;
+pub mod messaging;
 pub mod ops;
 pub mod review;
 pub mod routes;

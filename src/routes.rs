@@ -7,6 +7,7 @@ use crate::{
     auth::routes::AuthApi,
     client::routes::ClientsApi,
     job::routes::JobsApi,
+    messaging::routes::MessagingApi,
     ops::OpsApi,
     review::routes::ReviewsApi,
     service::routes::ServicesApi,
@@ -28,6 +29,8 @@ pub enum ApiTags {
     Clients,
     /// Bookings, their lifecycle and reviews.
     Jobs,
+    /// Threads, messages and the real-time WebSocket.
+    Messaging,
     /// Moderation (admin role only).
     Admin,
 }
@@ -50,6 +53,7 @@ pub fn openapi() -> OpenApiService<impl OpenApi, ()> {
         ClientsApi,
         JobsApi,
         ReviewsApi,
+        MessagingApi,
         AdminApi,
     );
     OpenApiService::new(apis, "marketplace", env!("CARGO_PKG_VERSION"))

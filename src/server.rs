@@ -53,8 +53,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "listening"
     );
+    // WebSockets are long-lived: they are closed (1001) on the signal, before the
+    // server drains requests and the pools close, instead of holding shutdown up.
+    let hub = state.hub.clone();
+    let signal = async move {
+        shutdown_signal().await;
+        hub.shutdown(timeout).await;
+    };
     Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(state.clone()), shutdown_signal(), Some(timeout))
+        .run_with_graceful_shutdown(app(state.clone()), signal, Some(timeout))
         .await
         .with_context(|| format!("serving on {bind}"))?;
 

@@ -17,6 +17,7 @@ use crate::{
         upload::{LocalStore, UploadStore},
     },
     db::{self, DbPool},
+    messaging::hub::Hub,
 };
 
 /// Cheap to clone: one `Arc` around everything.
@@ -36,6 +37,8 @@ pub struct Inner {
     pub limits: RateLimits,
     /// Where KYC documents are kept.
     pub uploads: Arc<dyn UploadStore>,
+    /// This instance's WebSockets and their Redis pub/sub fan-out.
+    pub hub: Hub,
 }
 
 impl Deref for AppState {
@@ -62,7 +65,14 @@ impl AppState {
             &settings.redis_prefix,
             settings.access_token_ttl,
         );
+        let hub = Hub::new(
+            redis.clone(),
+            &settings.redis_url,
+            &settings.redis_prefix,
+            settings.ws_max_sockets_per_user,
+        );
         Ok(Self(Arc::new(Inner {
+            hub,
             tokens: TokenKeys::new(&secret, settings.access_token_ttl),
             cursors: Cursors::new(&secret),
             passwords: Passwords::new(),

@@ -247,7 +247,8 @@ pub async fn revoke_in(
     reason: RevokeReason,
 ) -> Result<(), AppError> {
     let revoked = mark_revoked(conn, scope, reason).await?;
-    state.revocations.revoke(&revoked).await
+    state.revocations.revoke(&revoked).await?;
+    crate::messaging::services::close_sockets(state, conn, &revoked).await
 }
 
 /// Marks the live sessions in `scope` revoked and returns their ids.

@@ -67,3 +67,7 @@ id_type!(
     /// A client's review of a completed job.
     ReviewId
 );
+id_type!(
+    /// A chat message (its v7 order is the thread's history order).
+    MessageId
+);

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use metrics::{Counter, Histogram, Label, SharedString};
+use metrics::{Counter, Gauge, Histogram, Label, SharedString};
 use poem::http::Method;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -107,6 +107,38 @@ pub fn record_pool(size: usize, available: usize, max_size: usize, waiting: usiz
     metrics::gauge!("db_pool_connections", "state" => "idle").set(available as f64);
     metrics::gauge!("db_pool_connections", "state" => "max").set(max_size as f64);
     metrics::gauge!("db_pool_waiting_requests").set(waiting as f64);
+}
+
+/// The WebSocket series, as handles made once: frames are counted on the hot path.
+pub struct WsMetrics {
+    /// Sockets open on this instance.
+    pub open_sockets: Gauge,
+    /// Text frames received from clients.
+    pub frames_in: Counter,
+    /// Frames written to clients (pushes, acks, pongs, errors).
+    pub frames_out: Counter,
+    /// Pub/sub events handed to a local socket's queue.
+    pub deliveries: Counter,
+    /// Sockets closed because their outbound queue was full.
+    pub slow_consumer_disconnects: Counter,
+    /// Times the pub/sub subscriber connection had to be re-established.
+    pub pubsub_reconnects: Counter,
+}
+
+/// The WebSocket series (the recorder is installed first, so none go to a no-op).
+pub fn ws() -> &'static WsMetrics {
+    static WS: LazyLock<WsMetrics> = LazyLock::new(|| {
+        handle();
+        WsMetrics {
+            open_sockets: metrics::gauge!("ws_open_sockets"),
+            frames_in: metrics::counter!("ws_frames_in_total"),
+            frames_out: metrics::counter!("ws_frames_out_total"),
+            deliveries: metrics::counter!("ws_deliveries_total"),
+            slow_consumer_disconnects: metrics::counter!("ws_slow_consumer_disconnects_total"),
+            pubsub_reconnects: metrics::counter!("ws_pubsub_reconnects_total"),
+        }
+    });
+    &WS
 }
 
 #[cfg(test)]

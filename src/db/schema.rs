@@ -163,6 +163,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        thread_id -> Uuid,
+        sender_id -> Uuid,
+        body -> Text,
+        client_msg_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     refresh_tokens (token_hash) {
         token_hash -> Bytea,
         session_id -> Uuid,
@@ -215,6 +226,8 @@ diesel::table! {
     thread_participants (thread_id, user_id) {
         thread_id -> Uuid,
         user_id -> Uuid,
+        last_activity_at -> Timestamptz,
+        last_read_message_id -> Nullable<Uuid>,
     }
 }
 
@@ -278,6 +291,8 @@ diesel::joinable!(jobs -> workers (worker_id));
 diesel::joinable!(kyc_submissions -> users (reviewed_by));
 diesel::joinable!(kyc_submissions -> workers (worker_id));
 diesel::joinable!(login_sessions -> users (user_id));
+diesel::joinable!(messages -> threads (thread_id));
+diesel::joinable!(messages -> users (sender_id));
 diesel::joinable!(refresh_tokens -> login_sessions (session_id));
 diesel::joinable!(reviews -> clients (client_id));
 diesel::joinable!(reviews -> jobs (job_id));
@@ -300,6 +315,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     kyc_submissions,
     login_sessions,
+    messages,
     refresh_tokens,
     reviews,
     services,

@@ -16,13 +16,13 @@ use crate::{
     core::validate::{all_valid, trimmed},
     core::{
         auth::CurrentUser,
-        ids::{JobId, ThreadId, UserId},
+        ids::{JobId, UserId},
         json::DeferredJson,
         pagination::{self, Page},
     },
     db::{
         enums::{JobStatus, UserRole},
-        schema::{job_events, jobs, thread_participants, threads},
+        schema::{job_events, jobs},
         sql::Sql,
     },
     error::{AppError, FieldError},
@@ -128,29 +128,9 @@ pub async fn book(
 
     let inserted = conn
         .transaction::<_, AppError, _>(async |conn| {
-            let (job_id, thread_id) = (JobId::new(), ThreadId::new());
-            diesel::insert_into(threads::table)
-                .values((
-                    threads::id.eq(thread_id),
-                    threads::job_id.eq(Some(job_id.0)),
-                    threads::client_id.eq(client),
-                    threads::worker_id.eq(worker),
-                ))
-                .execute(conn)
-                .await?;
-            diesel::insert_into(thread_participants::table)
-                .values(vec![
-                    (
-                        thread_participants::thread_id.eq(thread_id),
-                        thread_participants::user_id.eq(client),
-                    ),
-                    (
-                        thread_participants::thread_id.eq(thread_id),
-                        thread_participants::user_id.eq(worker),
-                    ),
-                ])
-                .execute(conn)
-                .await?;
+            let job_id = JobId::new();
+            let thread_id =
+                crate::messaging::services::create_job_thread(conn, job_id, client, worker).await?;
             let job: JobRow = diesel::insert_into(jobs::table)
                 .values((
                     jobs::id.eq(job_id),

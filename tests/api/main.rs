@@ -9,6 +9,7 @@ mod foundation;
 mod jobs;
 mod kyc;
 mod limits;
+mod messaging;
 mod resilience;
 mod revocation;
 mod security;

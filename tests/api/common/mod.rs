@@ -131,6 +131,8 @@ pub struct TestApp {
     pub db_name: String,
     pub settings: Settings,
     server: tokio::task::JoinHandle<()>,
+    /// A second instance on another app's database and prefix: leaves them to it.
+    sibling: bool,
 }
 
 /// Each test's own upload folder, removed with it.
@@ -181,6 +183,16 @@ impl TestApp {
             .expect("create test database");
         let prefix = format!("mpt:{}:{n}:", run_id());
         let settings = settings_for(&db_name, &prefix, overrides);
+        Self::serve(db_name, settings, false).await
+    }
+
+    /// Another instance of the app on the same database and Redis prefix, as a second
+    /// process behind a load balancer would be.
+    pub async fn spawn_sibling(&self) -> Self {
+        Self::serve(self.db_name.clone(), self.settings.clone(), true).await
+    }
+
+    async fn serve(db_name: String, settings: Settings, sibling: bool) -> Self {
         let state = AppState::new(settings.clone()).await.expect("state");
         let acceptor = marketplace::core::connections::GuardedAcceptor::new(
             poem::listener::TcpListener::bind("127.0.0.1:0")
@@ -204,6 +216,7 @@ impl TestApp {
             db_name,
             settings,
             server,
+            sibling,
         }
     }
 
@@ -409,6 +422,9 @@ impl Drop for TestApp {
         self.server.abort();
         self.state.db.close();
         self.state.search_db.close();
+        if self.sibling {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.settings.upload_dir);
         let db_name = self.db_name.clone();
         let prefix = self.settings.redis_prefix.clone();

@@ -1,0 +1,189 @@
+//! `/api/v1/threads` and `/api/v1/ws`: thin handlers over the messaging services.
+
+use poem::{
+    Request,
+    web::Data,
+    web::websocket::{BoxWebSocketUpgraded, WebSocket},
+};
+use poem_openapi::{
+    ApiResponse, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+
+use crate::{
+    core::{
+        auth::{AnyUser, ClientUser},
+        ids::{MessageId, ThreadId},
+        json::{DeferredJson, JsonBody},
+        pagination::Page,
+    },
+    error::AppError,
+    messaging::{
+        domain::NewMessage,
+        schemas::{Message, NewThread, ReadMarker, SendMessage, Thread, WsTicket},
+        services, tickets, websocket,
+    },
+    routes::{ApiTags, NoContent},
+    state::AppState,
+};
+
+pub struct MessagingApi;
+
+#[derive(ApiResponse)]
+pub enum ThreadOpened {
+    /// The pair's inquiry thread was created.
+    #[oai(status = 201)]
+    Created(Json<Thread>),
+    /// The pair already had one: here it is.
+    #[oai(status = 200)]
+    Existing(Json<Thread>),
+}
+
+#[derive(ApiResponse)]
+pub enum MessageSent {
+    /// Stored, and pushed to the participants' sockets.
+    #[oai(status = 201)]
+    Created(Json<Message>),
+    /// A retry with a known `client_msg_id`: the first message, nothing stored.
+    #[oai(status = 200)]
+    Existing(Json<Message>),
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Messaging")]
+impl MessagingApi {
+    /// Open (or find) the caller's inquiry thread with a worker (404 if no such active worker).
+    #[oai(path = "/threads", method = "post")]
+    async fn open(
+        &self,
+        user: ClientUser,
+        state: Data<&AppState>,
+        body: JsonBody<NewThread>,
+    ) -> Result<ThreadOpened, AppError> {
+        let (thread, created) = services::open_inquiry(&state, user.0.id, body.0.worker_id).await?;
+        Ok(if created {
+            ThreadOpened::Created(Json(thread))
+        } else {
+            ThreadOpened::Existing(Json(thread))
+        })
+    }
+
+    /// The caller's threads, most recent activity first, each with its last message and
+    /// the caller's unread count.
+    #[oai(path = "/threads", method = "get")]
+    async fn list(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<Thread>>, AppError> {
+        services::list(&state, user.0.id, limit.0, cursor.0.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// A thread the caller takes part in (anyone else, admins included: 404).
+    #[oai(path = "/threads/:id", method = "get")]
+    async fn get(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<ThreadId>,
+    ) -> Result<Json<Thread>, AppError> {
+        services::get(&state, user.0.id, id.0).await.map(Json)
+    }
+
+    /// A thread's messages, newest first. `next_cursor` is the id to pass as `before`
+    /// for the next (older) page. Also how a client re-syncs after reconnecting.
+    #[oai(path = "/threads/:id/messages", method = "get")]
+    async fn history(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<ThreadId>,
+        /// Only messages older than this one.
+        before: Query<Option<MessageId>>,
+        limit: Query<Option<i64>>,
+    ) -> Result<Json<Page<Message>>, AppError> {
+        services::history(&state, user.0.id, id.0, before.0, limit.0)
+            .await
+            .map(Json)
+    }
+
+    /// Send a message; a retry with the same `client_msg_id` returns the first (200).
+    #[oai(path = "/threads/:id/messages", method = "post")]
+    async fn send(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<ThreadId>,
+        body: DeferredJson<SendMessage>,
+    ) -> Result<MessageSent, AppError> {
+        let parsed = body
+            .parse()
+            .and_then(|b| NewMessage::parse(id.0, user.0.id, b.body, b.client_msg_id));
+        let new = match parsed {
+            Ok(new) => new,
+            Err(err) => return Err(services::refusal(&state, user.0.id, id.0, err).await),
+        };
+        let sent = services::send(&state, new).await?;
+        Ok(if sent.created {
+            MessageSent::Created(Json(sent.message))
+        } else {
+            MessageSent::Existing(Json(sent.message))
+        })
+    }
+
+    /// Move the caller's read marker forward to a message of the thread.
+    #[oai(path = "/threads/:id/read", method = "post")]
+    async fn read(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+        id: Path<ThreadId>,
+        body: DeferredJson<ReadMarker>,
+    ) -> Result<NoContent, AppError> {
+        let marker = match body.parse() {
+            Ok(marker) => marker,
+            Err(err) => return Err(services::refusal(&state, user.0.id, id.0, err).await),
+        };
+        services::mark_read(&state, user.0.id, id.0, marker.message_id).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// A single-use ticket (30 s) for `GET /ws?ticket=`, for clients that cannot set
+    /// an `Authorization` header on a WebSocket (browsers).
+    #[oai(path = "/ws/ticket", method = "post")]
+    async fn ticket(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+    ) -> Result<Json<WsTicket>, AppError> {
+        tickets::issue(&state, user.0).await.map(Json)
+    }
+
+    /// The real-time channel (WebSocket). Authenticate with `Authorization: Bearer` or
+    /// `?ticket=`; refused before the upgrade with 401 (bad credential), 403 (an `Origin`
+    /// not in `CORS_ORIGINS`) or 409 `too_many_sockets`. Text frames carry JSON objects
+    /// with a `type`. Client → server: `send` {thread_id, body, client_msg_id?},
+    /// `typing` {thread_id}, `read` {thread_id, message_id}, `ping`. Server → client:
+    /// `ack` {client_msg_id, message} (the sending connection, after the message is
+    /// stored), `message` {message} (every socket of every participant, the sending one
+    /// included), `typing` {thread_id, user_id}, `read` {thread_id, user_id, message_id},
+    /// `pong`, `error` {code, detail, client_msg_id?}. Frames over 64 KiB close the
+    /// socket with 1009; a logout, password change or suspension closes it with 1008; a
+    /// client too slow to read its pushes is closed with 1013 and should reconnect and
+    /// re-sync from `GET /threads/{id}/messages`.
+    #[oai(path = "/ws", method = "get")]
+    async fn ws(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        /// From `POST /ws/ticket`, when no `Authorization` header is sent.
+        ticket: Query<Option<String>>,
+        ws: WebSocket,
+    ) -> Result<BoxWebSocketUpgraded, AppError> {
+        websocket::upgrade(&state, req, ticket.0, ws).await
+    }
+}
