@@ -279,18 +279,7 @@ impl<IO> Guarded<IO> {
         let Some(deadline) = self.deadline() else {
             return Poll::Pending;
         };
-        let timer = match &mut self.timer {
-            Some(timer) => {
-                if timer.deadline() != deadline {
-                    timer.as_mut().reset(deadline);
-                }
-                timer
-            }
-            None => self
-                .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        ready!(timer.as_mut().poll(cx));
+        ready!(poll_until(&mut self.timer, deadline, cx));
         let phase = self.phase_name();
         metrics::counter!("http_connections_timed_out_total", "phase" => phase).increment(1);
         tracing::debug!(phase, "closing a connection that missed its deadline");
@@ -299,6 +288,20 @@ impl<IO> Guarded<IO> {
             format!("the client was too slow ({phase})"),
         ))
     }
+}
+
+/// Polls a reusable timer set to `deadline` (created on first use, reset when the
+/// deadline moves), so a waiting read allocates no new timer each time.
+fn poll_until(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+    if timer.deadline() != deadline {
+        timer.as_mut().reset(deadline);
+    }
+    timer.as_mut().poll(cx)
 }
 
 /// Feeds `bytes` to a matcher of the `\r\n\r\n` that ends a request head; `matched`
@@ -456,18 +459,7 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for TimedBody<S> {
             Poll::Pending => {
                 let waiting_since = *this.waiting_since.get_or_insert(now);
                 let deadline = this.deadline(started, waiting_since);
-                let timer = match &mut this.timer {
-                    Some(timer) => {
-                        if timer.deadline() != deadline {
-                            timer.as_mut().reset(deadline);
-                        }
-                        timer
-                    }
-                    None => this
-                        .timer
-                        .insert(Box::pin(tokio::time::sleep_until(deadline))),
-                };
-                ready!(timer.as_mut().poll(cx));
+                ready!(poll_until(&mut this.timer, deadline, cx));
                 metrics::counter!("http_connections_timed_out_total", "phase" => "body")
                     .increment(1);
                 Poll::Ready(Some(Err(io::Error::new(
