@@ -111,6 +111,13 @@ pub struct Settings {
     pub ws_idle_timeout: Duration,
     /// How often the server pings each WebSocket.
     pub ws_ping_interval: Duration,
+    /// How often the event dispatcher looks for due events without being woken by
+    /// `NOTIFY` (a fallback: a commit wakes it at once).
+    pub event_poll_interval: Duration,
+    /// Failed attempts after which an event is parked (kept, counted, never retried).
+    pub event_max_attempts: i32,
+    /// How long dispatched events are kept before they are pruned.
+    pub event_retention: Duration,
 }
 
 /// A configuration key that could not be used, with the form it expects.
@@ -262,6 +269,9 @@ impl Settings {
             ws_max_sockets_per_user: env.positive("WS_MAX_SOCKETS_PER_USER", 5)?,
             ws_idle_timeout: env.seconds("WS_IDLE_TIMEOUT", 60)?,
             ws_ping_interval: env.seconds("WS_PING_INTERVAL", 25)?,
+            event_poll_interval: env.seconds("EVENT_POLL_INTERVAL", 1)?,
+            event_max_attempts: env.positive("EVENT_MAX_ATTEMPTS", 8)?,
+            event_retention: env.seconds("EVENT_RETENTION", 7 * 24 * 3600)?,
         })
     }
 }

@@ -8,6 +8,7 @@ use crate::{
     client::routes::ClientsApi,
     job::routes::JobsApi,
     messaging::routes::MessagingApi,
+    notification::routes::NotificationsApi,
     ops::OpsApi,
     review::routes::ReviewsApi,
     service::routes::ServicesApi,
@@ -31,6 +32,8 @@ pub enum ApiTags {
     Jobs,
     /// Threads, messages and the real-time WebSocket.
     Messaging,
+    /// The caller's notifications.
+    Notifications,
     /// Moderation (admin role only).
     Admin,
 }
@@ -54,6 +57,7 @@ pub fn openapi() -> OpenApiService<impl OpenApi, ()> {
         JobsApi,
         ReviewsApi,
         MessagingApi,
+        NotificationsApi,
         AdminApi,
     );
     OpenApiService::new(apis, "marketplace", env!("CARGO_PKG_VERSION"))

@@ -35,7 +35,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Err(err) = state.revocations.retire_legacy_marker().await {
         tracing::warn!(error = %err, "could not remove the previous release's revocation marker");
     }
-    let mut background = tasks::spawn_all(&state);
+    let background = tasks::spawn_all(&state);
 
     let bind = state.settings.bind;
     let timeout = state.settings.shutdown_timeout;
@@ -65,7 +65,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("serving on {bind}"))?;
 
-    background.shutdown().await;
+    background.shutdown(timeout).await;
     state.db.close();
     state.search_db.close();
     state.redis.close();

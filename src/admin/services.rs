@@ -17,6 +17,7 @@ use crate::{
         schema::users,
     },
     error::{AppError, FieldError},
+    events::{self, Event},
     state::AppState,
 };
 
@@ -66,6 +67,17 @@ pub async fn set_status(
                 .returning(UserRow::as_returning())
                 .get_result(conn)
                 .await?;
+            let event = match status {
+                UserStatus::Suspended => Event::UserSuspended {
+                    user_id: target,
+                    admin_id: admin.id,
+                },
+                UserStatus::Active => Event::UserReinstated {
+                    user_id: target,
+                    admin_id: admin.id,
+                },
+            };
+            events::record(conn, &event).await?;
             let action = match status {
                 UserStatus::Suspended => {
                     let scope = Scope::User {

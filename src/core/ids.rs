@@ -68,6 +68,14 @@ id_type!(
     ReviewId
 );
 id_type!(
+    /// A domain event in the outbox.
+    EventId
+);
+id_type!(
+    /// A notification shown to one user.
+    NotificationId
+);
+id_type!(
     /// A chat message (its v7 order is the thread's history order).
     MessageId
 );

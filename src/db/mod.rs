@@ -102,7 +102,7 @@ fn build_pool(
 
 /// The configured URL plus the per-connection settings PostgreSQL applies at
 /// connect time, so they cost no extra round trip.
-fn connection_url(settings: &Settings, statement_timeout: Duration) -> Url {
+pub(crate) fn connection_url(settings: &Settings, statement_timeout: Duration) -> Url {
     let mut url = settings.database_url.clone();
     let statement_timeout_ms = statement_timeout.as_millis();
     let connect_timeout = settings.db_pool_timeout.as_secs().max(1);

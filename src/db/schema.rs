@@ -85,6 +85,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    events (id) {
+        id -> Uuid,
+        kind -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        done_at -> Nullable<Timestamptz>,
+        parked_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     favorites (client_id, service_id) {
         client_id -> Uuid,
         service_id -> Uuid,
@@ -169,6 +183,18 @@ diesel::table! {
         sender_id -> Uuid,
         body -> Text,
         client_msg_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        event_id -> Uuid,
+        kind -> Text,
+        payload -> Jsonb,
+        read_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
     }
 }
@@ -293,6 +319,7 @@ diesel::joinable!(kyc_submissions -> workers (worker_id));
 diesel::joinable!(login_sessions -> users (user_id));
 diesel::joinable!(messages -> threads (thread_id));
 diesel::joinable!(messages -> users (sender_id));
+diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(refresh_tokens -> login_sessions (session_id));
 diesel::joinable!(reviews -> clients (client_id));
 diesel::joinable!(reviews -> jobs (job_id));
@@ -310,12 +337,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     availability_slots,
     clients,
+    events,
     favorites,
     job_events,
     jobs,
     kyc_submissions,
     login_sessions,
     messages,
+    notifications,
     refresh_tokens,
     reviews,
     services,

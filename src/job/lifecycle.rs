@@ -39,6 +39,17 @@ pub enum Refusal {
 }
 
 impl Action {
+    /// The action's name, as in its route (`/jobs/{id}/accept`) and in events.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Decline => "decline",
+            Self::Start => "start",
+            Self::Complete => "complete",
+            Self::Cancel => "cancel",
+        }
+    }
+
     /// Who may take this action. Checked before the status (403 before 409).
     fn allowed(self, party: Party) -> bool {
         match self {

@@ -26,6 +26,7 @@ use crate::{
         sql::Sql,
     },
     error::{AppError, FieldError},
+    events::{self, Event},
     job::{
         lifecycle::{self, Action, Party, Refusal},
         models::{EventRow, JobRow},
@@ -157,6 +158,16 @@ pub async fn book(
                 ))
                 .execute(conn)
                 .await?;
+            events::record(
+                conn,
+                &Event::JobBooked {
+                    job_id,
+                    client_id: client,
+                    worker_id: worker,
+                    scheduled_at: job.scheduled_at,
+                },
+            )
+            .await?;
             Ok(job)
         })
         .await;
@@ -237,17 +248,69 @@ impl Deadline {
     }
 }
 
-/// Moves a job from `from` to `to` and logs the event, in one statement. `None` when the
-/// job was no longer in `from` (a concurrent call won).
+/// Who moves a job: a participant's action, or the deadline.
+#[derive(Debug, Clone, Copy)]
+enum Cause {
+    Action(Action, UserId),
+    Expiry,
+}
+
+/// Moves a job from `from` to `to` and logs the history row, in one statement, then
+/// records the domain event in the same transaction. `None` when the job was no longer
+/// in `from` (a concurrent call won), and then no event.
 async fn apply(
     conn: &mut AsyncPgConnection,
     id: JobId,
     from: JobStatus,
     to: JobStatus,
-    actor: Option<UserId>,
+    cause: Cause,
     reason: Option<&str>,
     deadline: Deadline,
 ) -> Result<Option<JobRow>, diesel::result::Error> {
+    conn.transaction(async |conn| {
+        let moved = move_job(conn, id, from, to, cause, reason, deadline).await?;
+        if let Some(job) = &moved {
+            let event = match cause {
+                Cause::Action(action, actor) => Event::JobTransitioned {
+                    job_id: job.id,
+                    client_id: job.client_id,
+                    worker_id: job.worker_id,
+                    actor_id: actor,
+                    action: action.as_str().to_owned(),
+                    from: from.as_str().to_owned(),
+                    to: to.as_str().to_owned(),
+                },
+                Cause::Expiry => expired(job.id, job.client_id, job.worker_id),
+            };
+            events::record(conn, &event).await?;
+        }
+        Ok(moved)
+    })
+    .await
+}
+
+fn expired(job_id: JobId, client_id: UserId, worker_id: UserId) -> Event {
+    Event::JobExpired {
+        job_id,
+        client_id,
+        worker_id,
+    }
+}
+
+/// The conditional UPDATE and its `job_events` row, as one CTE.
+async fn move_job(
+    conn: &mut AsyncPgConnection,
+    id: JobId,
+    from: JobStatus,
+    to: JobStatus,
+    cause: Cause,
+    reason: Option<&str>,
+    deadline: Deadline,
+) -> Result<Option<JobRow>, diesel::result::Error> {
+    let actor = match cause {
+        Cause::Action(_, actor) => Some(actor),
+        Cause::Expiry => None,
+    };
     let mut sql = Sql::new();
     sql.push("WITH moved AS (UPDATE jobs SET status = ")
         .bind::<crate::db::schema::sql_types::JobStatus, _>(to)
@@ -323,7 +386,7 @@ pub async fn act(
         id,
         job.status,
         to,
-        Some(caller.id),
+        Cause::Action(action, caller.id),
         reason.as_deref(),
         Deadline::Before,
     )
@@ -339,7 +402,7 @@ pub async fn act(
                     id,
                     JobStatus::Requested,
                     JobStatus::Expired,
-                    None,
+                    Cause::Expiry,
                     None,
                     Deadline::Passed,
                 )
@@ -429,17 +492,39 @@ pub async fn expire_due(state: &AppState, batch: i64) -> Result<usize, AppError>
         .bind::<diesel::sql_types::BigInt, _>(batch)
         .push(
             " FOR UPDATE SKIP LOCKED), moved AS (UPDATE jobs SET status = 'expired', updated_at = now() \
-             FROM due WHERE jobs.id = due.id AND jobs.status = 'requested' RETURNING jobs.id), \
+             FROM due WHERE jobs.id = due.id AND jobs.status = 'requested' \
+             RETURNING jobs.id, jobs.client_id, jobs.worker_id), \
              logged AS (INSERT INTO job_events (job_id, from_status, to_status, actor_id) \
-             SELECT id, 'requested', 'expired', NULL FROM moved) SELECT id FROM moved",
+             SELECT id, 'requested', 'expired', NULL FROM moved) \
+             SELECT id, client_id, worker_id FROM moved",
         );
-        // The command tag of the final SELECT counts the jobs this batch expired.
-        let expired = sql.execute(&mut conn).await?;
-        total += expired;
-        if expired < usize::try_from(batch).unwrap_or(usize::MAX) {
+        // The batch and its events commit together.
+        let expired_now = conn
+            .transaction::<_, AppError, _>(async |conn| {
+                let moved: Vec<Expired> = sql.load(conn).await?;
+                let events: Vec<Event> = moved
+                    .iter()
+                    .map(|m| expired(m.id, m.client_id, m.worker_id))
+                    .collect();
+                events::record_all(conn, &events).await?;
+                Ok(moved.len())
+            })
+            .await?;
+        total += expired_now;
+        if expired_now < usize::try_from(batch).unwrap_or(usize::MAX) {
             return Ok(total);
         }
     }
+}
+
+#[derive(QueryableByName)]
+struct Expired {
+    #[diesel(sql_type = Uuid)]
+    id: JobId,
+    #[diesel(sql_type = Uuid)]
+    client_id: UserId,
+    #[diesel(sql_type = Uuid)]
+    worker_id: UserId,
 }
 
 /// The job a review is for: visible to the caller (404), the caller's as client (403).

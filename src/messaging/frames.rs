@@ -6,6 +6,7 @@ use crate::{
     core::ids::{MessageId, ThreadId, UserId},
     error::AppError,
     messaging::schemas::Message,
+    notification::schemas::Notification,
 };
 
 /// What a client may send.
@@ -65,6 +66,10 @@ pub enum ServerFrame<'a> {
         thread_id: ThreadId,
         user_id: UserId,
         message_id: MessageId,
+    },
+    /// To every connection of the recipient, once the notification is stored.
+    Notification {
+        notification: &'a Notification,
     },
     Pong,
     Error {

@@ -23,6 +23,7 @@ use crate::{
         sql::Sql,
     },
     error::{AppError, FieldError},
+    events::{self, Event},
     messaging::{
         domain::NewMessage,
         frames::ServerFrame,
@@ -307,10 +308,28 @@ pub struct Sent {
 pub async fn send(state: &AppState, new: NewMessage) -> Result<Sent, AppError> {
     let mut conn = state.conn().await?;
     let client_msg_id = new.client_msg_id.as_ref().map(|id| id.as_str().to_owned());
-    let stored: Option<StoredRow> = insert_statement(&new)
-        .get_result(&mut conn)
-        .await
-        .optional()?;
+    // The message and its event commit together.
+    let stored: Option<StoredRow> = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let stored: Option<StoredRow> =
+                insert_statement(&new).get_result(conn).await.optional()?;
+            if let Some(stored) = &stored {
+                let event = Event::MessageSent {
+                    message_id: stored.message.id,
+                    thread_id: stored.message.thread_id,
+                    sender_id: stored.message.sender_id,
+                    recipients: stored
+                        .participants
+                        .iter()
+                        .map(|p| UserId(*p))
+                        .filter(|p| *p != stored.message.sender_id)
+                        .collect(),
+                };
+                events::record(conn, &event).await?;
+            }
+            Ok(stored)
+        })
+        .await?;
     let Some(stored) = stored else {
         let Some(key) = client_msg_id else {
             return Err(AppError::NotFound);
@@ -432,7 +451,7 @@ pub async fn typing(state: &AppState, user: UserId, thread: ThreadId) -> Result<
 
 /// Publishes `frame` to `users`' sockets on every instance. A failure is logged, not
 /// returned: what was stored is stored, and clients re-sync from history on reconnect.
-async fn push(state: &AppState, users: &[UserId], frame: &ServerFrame<'_>) {
+pub(crate) async fn push(state: &AppState, users: &[UserId], frame: &ServerFrame<'_>) {
     if let Err(err) = state.hub.publish(users, &frame.to_text()).await {
         tracing::warn!(error = %err, "push not published; clients will re-sync from history");
     }

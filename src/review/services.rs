@@ -18,6 +18,7 @@ use crate::{
         schema::{reviews, services, users, workers},
     },
     error::{AppError, FieldError},
+    events::{self, Event},
     job::services::for_review,
     review::schemas::{NewReview, Review},
     state::AppState,
@@ -96,6 +97,14 @@ pub async fn create(
             ))
             .execute(conn)
             .await?;
+        let event = Event::ReviewPosted {
+            review_id: review.id,
+            job_id: job.id,
+            worker_id: job.worker_id,
+            client_id: job.client_id,
+            rating,
+        };
+        events::record(conn, &event).await?;
         Ok(review)
     })
     .await

@@ -17,6 +17,7 @@ use crate::{
         schema::services,
     },
     error::{AppError, FieldError},
+    events::{self, Event},
     service::{
         models::ServiceRow,
         schemas::{NewService, Service, ServicePatch},
@@ -270,6 +271,13 @@ pub async fn set_hidden(
             AuditAction::ServiceUnhidden
         };
         audit::record(conn, admin.id, action, Target::Service(id), reason).await?;
+        if hidden {
+            let event = Event::ServiceHidden {
+                service_id: id,
+                admin_id: admin.id,
+            };
+            events::record(conn, &event).await?;
+        }
         Ok(row.into())
     })
     .await

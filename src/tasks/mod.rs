@@ -1,17 +1,36 @@
 //! Background tasks started by `serve`, stopped at shutdown (each iteration is one
-//! statement, so stopping between iterations leaves nothing half done).
+//! transaction, so stopping between iterations leaves nothing half done).
+
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::{core::limiter::EVICTION_INTERVAL, state::AppState};
+use crate::{core::limiter::EVICTION_INTERVAL, events::dispatcher::Dispatcher, state::AppState};
 
-/// Starts every background task; dropping (or aborting) the set stops them.
-pub fn spawn_all(state: &AppState) -> JoinSet<()> {
+/// The running background tasks.
+pub struct Background {
+    tasks: JoinSet<()>,
+    dispatcher: Dispatcher,
+}
+
+impl Background {
+    /// Lets the event dispatcher finish its round (up to `grace`), then stops the rest.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.dispatcher.stop(grace).await;
+        self.tasks.shutdown().await;
+    }
+}
+
+/// Starts every background task, the event dispatcher included.
+pub fn spawn_all(state: &AppState) -> Background {
     let mut tasks = JoinSet::new();
     tasks.spawn(evict_idle_rate_limit_keys(state.clone()));
     tasks.spawn(expire_job_requests(state.clone()));
     tasks.spawn(purge_rejected_kyc_files(state.clone()));
-    tasks
+    Background {
+        tasks,
+        dispatcher: Dispatcher::start(state.clone()),
+    }
 }
 
 /// How often files of long-rejected KYC submissions are looked for.

@@ -24,6 +24,7 @@ use crate::{
         schema::{kyc_submissions, workers},
     },
     error::{AppError, FieldError},
+    events::{self, Event},
     state::AppState,
     worker::{models::KycRow, schemas::KycSubmission},
 };
@@ -485,6 +486,12 @@ pub async fn decide(
             AuditAction::KycRejected
         };
         audit::record(conn, admin.id, action, Target::Kyc(id), reason).await?;
+        let event = Event::KycDecided {
+            submission_id: id,
+            worker_id: row.worker_id,
+            decision: decision.as_str().to_owned(),
+        };
+        events::record(conn, &event).await?;
         Ok(row.into())
     })
     .await
