@@ -13,7 +13,7 @@ use tokio_tungstenite::{
 
 use crate::common::{REDIS_URL, Reply, TestApp, Tokens};
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// How long a test waits for a frame it expects.
 const WAIT: Duration = Duration::from_secs(5);
@@ -95,7 +95,7 @@ impl Chat {
     }
 }
 
-async fn send_to(app: &TestApp, who: &Tokens, thread: &str, body: Value) -> Reply {
+pub(crate) async fn send_to(app: &TestApp, who: &Tokens, thread: &str, body: Value) -> Reply {
     app.post(
         &format!("/api/v1/threads/{thread}/messages"),
         Some(&who.access),
@@ -483,7 +483,7 @@ async fn try_open_as(app: &TestApp, tokens: &Tokens) -> Result<Ws, (u16, Option<
     try_open(app, "", &[("authorization", &bearer)]).await
 }
 
-async fn open(app: &TestApp, tokens: &Tokens) -> Ws {
+pub(crate) async fn open(app: &TestApp, tokens: &Tokens) -> Ws {
     match try_open_as(app, tokens).await {
         Ok(ws) => ws,
         Err(refused) => panic!("refused: {refused:?}"),
@@ -507,7 +507,7 @@ async fn send_frame(ws: &mut Ws, frame: Value) {
 }
 
 /// The next text frame as JSON (pings and pongs skipped).
-async fn recv(ws: &mut Ws) -> Value {
+pub(crate) async fn recv(ws: &mut Ws) -> Value {
     loop {
         let next = tokio::time::timeout(WAIT, ws.next())
             .await
@@ -523,7 +523,7 @@ async fn recv(ws: &mut Ws) -> Value {
 }
 
 /// The next frame of `kind`, skipping others (whose order is not specified).
-async fn recv_type(ws: &mut Ws, kind: &str) -> Value {
+pub(crate) async fn recv_type(ws: &mut Ws, kind: &str) -> Value {
     loop {
         let frame = recv(ws).await;
         if frame["type"] == kind {

@@ -1,0 +1,261 @@
+//! The outbox and its dispatcher: events commit (or roll back) with their change, two
+//! dispatchers on one database tell each recipient once, a failing event is retried
+//! then parked without holding up later ones, `NOTIFY` wakes the dispatcher, done
+//! events are pruned.
+
+use std::time::{Duration, Instant};
+
+use diesel::{
+    QueryableByName,
+    sql_types::{BigInt, Integer, Nullable, Text},
+};
+use diesel_async::RunQueryDsl;
+use marketplace::events::dispatcher::{Dispatcher, dispatch_round};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::{
+    common::{METRICS_TOKEN, TestApp},
+    messaging::{Ws, open, recv_type, send_to},
+    notifications::{World, world_with},
+};
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let mut conn = app.state.db.get().await.expect("conn");
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut conn)
+        .await
+        .expect(sql)
+        .n
+}
+
+async fn execute(app: &TestApp, sql: &str) {
+    let mut conn = app.state.db.get().await.expect("conn");
+    diesel::sql_query(sql).execute(&mut conn).await.expect(sql);
+}
+
+#[tokio::test]
+async fn events_of_a_refused_change_are_rolled_back_with_it() {
+    let w = world_with(&[]).await;
+    let first = w.book_at(10).await;
+    let second = w.book_at(10).await;
+    w.act(&w.worker, &first, "accept", None).await;
+    // The second accept overlaps the first: its UPDATE fails inside the transaction
+    // that would have recorded the event.
+    let busy = w
+        .app
+        .post(
+            &format!("/api/v1/jobs/{}/accept", second["id"].as_str().expect("id")),
+            Some(&w.worker.access),
+            json!({}),
+        )
+        .await;
+    busy.assert_problem(409, "worker_busy");
+    let transitions = |job: &serde_json::Value| {
+        format!(
+            "SELECT count(*) AS n FROM events WHERE kind = 'job_transitioned' AND payload->>'job_id' = '{}'",
+            job["id"].as_str().expect("id")
+        )
+    };
+    assert_eq!(count(&w.app, &transitions(&first)).await, 1);
+    assert_eq!(count(&w.app, &transitions(&second)).await, 0);
+    assert_eq!(
+        count(
+            &w.app,
+            "SELECT count(*) AS n FROM events WHERE kind = 'job_booked'"
+        )
+        .await,
+        2
+    );
+    w.settle().await;
+    assert_eq!(
+        w.kinds(&w.client).await,
+        [("job_transitioned".to_owned(), Some("accept".to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn events_two_dispatchers_tell_each_recipient_once() {
+    let w = world_with(&[]).await;
+    w.settle().await;
+    let sibling = w.app.spawn_sibling().await;
+    let mut socket = open(&w.app, &w.worker).await;
+    let job = w.book_at(10).await;
+    let thread = job["thread_id"].as_str().expect("thread").to_owned();
+    // Events pile up before either dispatcher runs, so both find work at once.
+    const MESSAGES: usize = 60;
+    for i in 0..MESSAGES {
+        let reply = send_to(
+            &w.app,
+            &w.client,
+            &thread,
+            json!({ "body": format!("m{i}") }),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    let one = Dispatcher::start(w.app.state.clone());
+    let two = Dispatcher::start(sibling.state.clone());
+    let mut pushed = 0;
+    while pushed < MESSAGES + 1 {
+        recv_type(&mut socket, "notification").await;
+        pushed += 1;
+    }
+    assert_quiet(&mut socket).await;
+    one.stop(Duration::from_secs(5)).await;
+    two.stop(Duration::from_secs(5)).await;
+    assert_eq!(
+        count(
+            &w.app,
+            "SELECT count(*) AS n FROM events WHERE done_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &w.app,
+            "SELECT count(*) AS n FROM notifications WHERE kind = 'message_sent'"
+        )
+        .await,
+        MESSAGES as i64
+    );
+    assert_eq!(
+        count(
+            &w.app,
+            "SELECT count(DISTINCT event_id) AS n FROM notifications WHERE kind = 'message_sent'"
+        )
+        .await,
+        MESSAGES as i64
+    );
+}
+
+/// No further notification frame arrives within a short wait.
+async fn assert_quiet(socket: &mut Ws) {
+    let extra = tokio::time::timeout(
+        Duration::from_millis(500),
+        recv_type(socket, "notification"),
+    )
+    .await;
+    assert!(extra.is_err(), "a duplicate push: {extra:?}");
+}
+
+#[derive(QueryableByName, Debug)]
+struct Outcome {
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    parked: Option<String>,
+}
+
+#[tokio::test]
+async fn events_a_failing_handler_is_retried_then_parked_without_blocking_others() {
+    let w = world_with(&[("EVENT_MAX_ATTEMPTS", "2")]).await;
+    w.settle().await;
+    // An event whose payload its handler cannot read: it fails every time.
+    execute(
+        &w.app,
+        "INSERT INTO events (id, kind, payload) VALUES \
+         ('00000000-0000-7000-8000-000000000001', 'job_booked', '{\"kind\": \"job_booked\", \"job_id\": 7}')",
+    )
+    .await;
+    let outcome = async || {
+        let mut conn = w.app.state.db.get().await.expect("conn");
+        diesel::sql_query(
+            "SELECT attempts, last_error, parked_at::text AS parked FROM events \
+             WHERE id = '00000000-0000-7000-8000-000000000001'",
+        )
+        .get_result::<Outcome>(&mut conn)
+        .await
+        .expect("outcome")
+    };
+    assert_eq!(dispatch_round(&w.app.state, 100).await.expect("round"), 1);
+    let first = outcome().await;
+    assert_eq!(first.attempts, 1);
+    assert!(
+        first
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("decode"),
+        "{first:?}"
+    );
+    assert!(first.parked.is_none());
+
+    // Later events go through while it waits out its backoff.
+    w.book_at(10).await;
+    w.settle().await;
+    assert_eq!(w.kinds(&w.worker).await.len(), 2, "kyc_decided, job_booked");
+    assert_eq!(outcome().await.attempts, 1, "backing off, not retried yet");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w.settle().await;
+    let last = outcome().await;
+    assert_eq!(last.attempts, 2);
+    assert!(last.parked.is_some(), "{last:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w.settle().await;
+    assert_eq!(
+        outcome().await.attempts,
+        2,
+        "a parked event is never retried"
+    );
+    let metrics = w
+        .app
+        .call(reqwest::Method::GET, "/metrics", Some(METRICS_TOKEN), None)
+        .await;
+    assert!(
+        metrics.body.contains("events_parked_total"),
+        "{}",
+        metrics.body
+    );
+    assert!(metrics.body.contains("events_failed_total"));
+}
+
+#[tokio::test]
+async fn events_notify_wakes_the_dispatcher_and_old_done_events_are_pruned() {
+    // Polling once an hour: only the commit's NOTIFY can explain a prompt notification.
+    let w: World = world_with(&[("EVENT_POLL_INTERVAL", "3600")]).await;
+    w.settle().await;
+    execute(
+        &w.app,
+        "UPDATE events SET done_at = now() - interval '8 days' WHERE kind = 'kyc_decided'",
+    )
+    .await;
+    let dispatcher = Dispatcher::start(w.app.state.clone());
+    let mut socket = open(&w.app, &w.worker).await;
+    // Let the listener connect (it runs a round on connecting, too).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    w.book_at(10).await;
+    let frame = recv_type(&mut socket, "notification").await;
+    assert_eq!(frame["notification"]["kind"], "job_booked");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    dispatcher.stop(Duration::from_secs(5)).await;
+    assert_eq!(
+        count(
+            &w.app,
+            "SELECT count(*) AS n FROM events WHERE kind = 'kyc_decided'"
+        )
+        .await,
+        0,
+        "done for longer than EVENT_RETENTION"
+    );
+    assert_eq!(
+        count(
+            &w.app,
+            "SELECT count(*) AS n FROM events WHERE kind = 'job_booked'"
+        )
+        .await,
+        1,
+        "done recently: kept"
+    );
+}
