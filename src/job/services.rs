@@ -2,8 +2,9 @@
 //!
 //! Loading a job filters by participation, so a stranger's request is a 404 before any
 //! rule is considered. A transition is decided by [`lifecycle::transition`] and applied
-//! as one statement — a conditional UPDATE and its event row in one CTE — so of two
-//! racing calls exactly one matches the expected status.
+//! as one statement — a conditional UPDATE and its history row in one CTE — so of two
+//! racing calls exactly one matches the expected status. Every booking, transition and
+//! expiry records its domain event ([`crate::events`]) in the same transaction.
 
 use chrono::Utc;
 use diesel::{
@@ -255,9 +256,10 @@ enum Cause {
     Expiry,
 }
 
-/// Moves a job from `from` to `to` and logs the history row, in one statement, then
-/// records the domain event in the same transaction. `None` when the job was no longer
-/// in `from` (a concurrent call won), and then no event.
+/// Moves a job from `from` to `to` and logs the history row, in one statement (a
+/// conditional UPDATE and its `job_events` row as one CTE), then records the domain
+/// event in the same transaction. `None` when the job was no longer in `from` (a
+/// concurrent call won), and then no event.
 async fn apply(
     conn: &mut AsyncPgConnection,
     id: JobId,
@@ -267,8 +269,31 @@ async fn apply(
     reason: Option<&str>,
     deadline: Deadline,
 ) -> Result<Option<JobRow>, diesel::result::Error> {
+    let actor = match cause {
+        Cause::Action(_, actor) => Some(actor),
+        Cause::Expiry => None,
+    };
     conn.transaction(async |conn| {
-        let moved = move_job(conn, id, from, to, cause, reason, deadline).await?;
+        let mut sql = Sql::new();
+        sql.push("WITH moved AS (UPDATE jobs SET status = ")
+            .bind::<crate::db::schema::sql_types::JobStatus, _>(to)
+            .push(", updated_at = now() WHERE id = ")
+            .bind::<Uuid, _>(id.0)
+            .push(" AND status = ")
+            .bind::<crate::db::schema::sql_types::JobStatus, _>(from)
+            .push(deadline.guard())
+            .push(" RETURNING ")
+            .push(JOB_COLUMNS)
+            .push("), logged AS (INSERT INTO job_events (job_id, from_status, to_status, actor_id, reason) SELECT id, ")
+            .bind::<crate::db::schema::sql_types::JobStatus, _>(from)
+            .push(", status, ")
+            .bind::<Nullable<Uuid>, _>(actor.map(|a| a.0))
+            .push(", ")
+            .bind::<Nullable<Text>, _>(reason.map(str::to_owned))
+            .push(" FROM moved) SELECT ")
+            .push(JOB_COLUMNS)
+            .push(" FROM moved");
+        let moved: Option<JobRow> = sql.get_result(conn).await.optional()?;
         if let Some(job) = &moved {
             let event = match cause {
                 Cause::Action(action, actor) => Event::JobTransitioned {
@@ -295,42 +320,6 @@ fn expired(job_id: JobId, client_id: UserId, worker_id: UserId) -> Event {
         client_id,
         worker_id,
     }
-}
-
-/// The conditional UPDATE and its `job_events` row, as one CTE.
-async fn move_job(
-    conn: &mut AsyncPgConnection,
-    id: JobId,
-    from: JobStatus,
-    to: JobStatus,
-    cause: Cause,
-    reason: Option<&str>,
-    deadline: Deadline,
-) -> Result<Option<JobRow>, diesel::result::Error> {
-    let actor = match cause {
-        Cause::Action(_, actor) => Some(actor),
-        Cause::Expiry => None,
-    };
-    let mut sql = Sql::new();
-    sql.push("WITH moved AS (UPDATE jobs SET status = ")
-        .bind::<crate::db::schema::sql_types::JobStatus, _>(to)
-        .push(", updated_at = now() WHERE id = ")
-        .bind::<Uuid, _>(id.0)
-        .push(" AND status = ")
-        .bind::<crate::db::schema::sql_types::JobStatus, _>(from)
-        .push(deadline.guard())
-        .push(" RETURNING ")
-        .push(JOB_COLUMNS)
-        .push("), logged AS (INSERT INTO job_events (job_id, from_status, to_status, actor_id, reason) SELECT id, ")
-        .bind::<crate::db::schema::sql_types::JobStatus, _>(from)
-        .push(", status, ")
-        .bind::<Nullable<Uuid>, _>(actor.map(|a| a.0))
-        .push(", ")
-        .bind::<Nullable<Text>, _>(reason.map(str::to_owned))
-        .push(" FROM moved) SELECT ")
-        .push(JOB_COLUMNS)
-        .push(" FROM moved");
-    sql.get_result(conn).await.optional()
 }
 
 fn invalid(action: Action) -> AppError {

@@ -16,8 +16,8 @@ use serde_json::json;
 
 use crate::{
     common::{METRICS_TOKEN, TestApp},
+    jobs::{World, world_with},
     messaging::{Ws, open, recv_type, send_to},
-    notifications::{World, world_with},
 };
 
 #[derive(QueryableByName)]
@@ -43,9 +43,9 @@ async fn execute(app: &TestApp, sql: &str) {
 #[tokio::test]
 async fn events_of_a_refused_change_are_rolled_back_with_it() {
     let w = world_with(&[]).await;
-    let first = w.book_at(10).await;
-    let second = w.book_at(10).await;
-    w.act(&w.worker, &first, "accept", None).await;
+    let first = w.booked(10).await;
+    let second = w.booked(10).await;
+    w.acted(&w.worker, &first, "accept", None).await;
     // The second accept overlaps the first: its UPDATE fails inside the transaction
     // that would have recorded the event.
     let busy = w
@@ -86,7 +86,7 @@ async fn events_two_dispatchers_tell_each_recipient_once() {
     w.settle().await;
     let sibling = w.app.spawn_sibling().await;
     let mut socket = open(&w.app, &w.worker).await;
-    let job = w.book_at(10).await;
+    let job = w.booked(10).await;
     let thread = job["thread_id"].as_str().expect("thread").to_owned();
     // Events pile up before either dispatcher runs, so both find work at once.
     const MESSAGES: usize = 60;
@@ -191,7 +191,7 @@ async fn events_a_failing_handler_is_retried_then_parked_without_blocking_others
     assert!(first.parked.is_none());
 
     // Later events go through while it waits out its backoff.
-    w.book_at(10).await;
+    w.booked(10).await;
     w.settle().await;
     assert_eq!(w.kinds(&w.worker).await.len(), 2, "kyc_decided, job_booked");
     assert_eq!(outcome().await.attempts, 1, "backing off, not retried yet");
@@ -235,7 +235,7 @@ async fn events_notify_wakes_the_dispatcher_and_old_done_events_are_pruned() {
     // Let the listener connect (it runs a round on connecting, too).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    w.book_at(10).await;
+    w.booked(10).await;
     let frame = recv_type(&mut socket, "notification").await;
     assert_eq!(frame["notification"]["kind"], "job_booked");
     assert!(started.elapsed() < Duration::from_secs(3));

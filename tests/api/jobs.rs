@@ -6,17 +6,17 @@ use serde_json::{Value, json};
 
 use crate::common::{PASSWORD, TestApp, Tokens};
 
-struct World {
-    app: TestApp,
-    admin: Tokens,
-    worker_id: String,
-    worker: Tokens,
-    client_id: String,
-    client: Tokens,
-    service: String,
+pub(crate) struct World {
+    pub app: TestApp,
+    pub admin: Tokens,
+    pub worker_id: String,
+    pub worker: Tokens,
+    pub client_id: String,
+    pub client: Tokens,
+    pub service: String,
 }
 
-async fn world_with(overrides: &[(&str, &str)]) -> World {
+pub(crate) async fn world_with(overrides: &[(&str, &str)]) -> World {
     let app = TestApp::spawn_with(overrides).await;
     let (_, admin) = app.admin("jobs-admin@example.com").await;
     let (worker_id, worker) = app.approved_worker("fixer@example.com", &admin).await;
@@ -42,7 +42,7 @@ async fn world() -> World {
     world_with(&[]).await
 }
 
-fn tomorrow_at(hour: u32) -> String {
+pub(crate) fn tomorrow_at(hour: u32) -> String {
     let day = (Utc::now() + Duration::days(1)).date_naive();
     day.and_hms_opt(hour, 0, 0)
         .expect("time")
@@ -51,7 +51,7 @@ fn tomorrow_at(hour: u32) -> String {
 }
 
 impl World {
-    async fn book_at(&self, when: &str) -> Value {
+    pub(crate) async fn book_at(&self, when: &str) -> Value {
         let reply = self
             .app
             .post(
@@ -71,7 +71,7 @@ impl World {
             .to_owned()
     }
 
-    async fn act(
+    pub(crate) async fn act(
         &self,
         who: &Tokens,
         job: &str,

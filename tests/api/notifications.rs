@@ -6,82 +6,25 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
-    common::{TestApp, Tokens},
+    common::Tokens,
+    jobs::{World, tomorrow_at, world_with},
     messaging::{open, recv_type, send_to},
 };
 
-pub(crate) struct World {
-    pub app: TestApp,
-    pub admin: Tokens,
-    pub worker_id: String,
-    pub worker: Tokens,
-    pub client_id: String,
-    pub client: Tokens,
-    pub service: String,
-}
-
-pub(crate) async fn world_with(overrides: &[(&str, &str)]) -> World {
-    let app = TestApp::spawn_with(overrides).await;
-    let (_, admin) = app.admin("notify-admin@example.com").await;
-    let (worker_id, worker) = app
-        .approved_worker("notify-worker@example.com", &admin)
-        .await;
-    let (client_id, client) = app.user("notify-client@example.com", "client").await;
-    let service = app
-        .listing(
-            &worker.access,
-            json!({"price_cents": 4200, "duration_minutes": 60}),
-        )
-        .await;
-    World {
-        app,
-        admin,
-        worker_id,
-        worker,
-        client_id,
-        client,
-        service: service["id"].as_str().expect("id").to_owned(),
-    }
-}
-
-/// Tomorrow at `hour`:00 UTC (inside the default availability).
-pub(crate) fn tomorrow_at(hour: u32) -> String {
-    let day = (Utc::now() + chrono::Duration::days(1)).date_naive();
-    day.and_hms_opt(hour, 0, 0)
-        .expect("time")
-        .and_utc()
-        .to_rfc3339()
-}
-
 impl World {
-    /// Books the listing; the job's JSON.
-    pub async fn book_at(&self, hour: u32) -> Value {
-        let reply = self
-            .app
-            .post(
-                "/api/v1/jobs",
-                Some(&self.client.access),
-                json!({"service_id": self.service, "scheduled_at": tomorrow_at(hour), "address": "Rua Augusta 1"}),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        reply.json
+    /// Books the listing tomorrow at `hour`:00 UTC; the job's JSON.
+    pub async fn booked(&self, hour: u32) -> Value {
+        self.book_at(&tomorrow_at(hour)).await
     }
 
-    pub async fn act(&self, who: &Tokens, job: &Value, action: &str, body: Option<Value>) {
+    /// `action` on `job` by `who`, which must succeed.
+    pub async fn acted(&self, who: &Tokens, job: &Value, action: &str, body: Option<Value>) {
         let reply = self
-            .app
-            .call(
-                Method::POST,
-                &format!("/api/v1/jobs/{}/{action}", job["id"].as_str().expect("id")),
-                Some(&who.access),
-                body,
-            )
+            .act(who, job["id"].as_str().expect("id"), action, body)
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{action}: {}", reply.body);
     }
@@ -135,7 +78,7 @@ async fn notifications_go_to_the_right_party_and_nobody_else() {
     w.settle().await;
     assert_eq!(w.kinds(&w.worker).await, [k("kyc_decided")]);
 
-    let job = w.book_at(10).await;
+    let job = w.booked(10).await;
     w.settle().await;
     assert_eq!(
         w.kinds(&w.worker).await,
@@ -144,7 +87,7 @@ async fn notifications_go_to_the_right_party_and_nobody_else() {
     assert_eq!(w.kinds(&w.client).await, []);
 
     for action in ["accept", "start", "complete"] {
-        w.act(&w.worker, &job, action, None).await;
+        w.acted(&w.worker, &job, action, None).await;
     }
     let thread = job["thread_id"].as_str().expect("thread");
     let sent = send_to(&w.app, &w.client, thread, json!({"body": "Thanks!"})).await;
@@ -158,16 +101,16 @@ async fn notifications_go_to_the_right_party_and_nobody_else() {
         )
         .await;
     assert_eq!(review.status, StatusCode::CREATED, "{}", review.body);
-    let other = w.book_at(12).await;
-    w.act(
+    let other = w.booked(12).await;
+    w.acted(
         &w.client,
         &other,
         "cancel",
         Some(json!({"reason": "plans changed"})),
     )
     .await;
-    let declined = w.book_at(14).await;
-    w.act(&w.worker, &declined, "decline", None).await;
+    let declined = w.booked(14).await;
+    w.acted(&w.worker, &declined, "decline", None).await;
     let reply = send_to(&w.app, &w.worker, thread, json!({"body": "You're welcome"})).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     w.settle().await;
@@ -212,8 +155,8 @@ async fn notifications_go_to_the_right_party_and_nobody_else() {
 #[tokio::test]
 async fn notifications_of_an_expiry_go_to_the_client() {
     let w = world_with(&[("JOB_REQUEST_TTL", "1")]).await;
-    let swept = w.book_at(10).await;
-    let touched = w.book_at(12).await;
+    let swept = w.booked(10).await;
+    let touched = w.booked(12).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Expired on the spot by a late accept, and by the sweep.
     let reply = w
@@ -257,7 +200,7 @@ async fn notifications_of_an_expiry_go_to_the_client() {
 async fn notifications_unread_filter_read_one_and_read_all() {
     let w = world_with(&[]).await;
     for hour in [9, 11, 13] {
-        w.book_at(hour).await;
+        w.booked(hour).await;
     }
     w.settle().await;
     let all = w.notifications(&w.worker, "").await;
@@ -335,7 +278,7 @@ async fn notifications_are_pushed_to_every_socket_on_every_instance() {
     let mut there = open(&sibling, &w.worker).await;
     let mut client = open(&sibling, &w.client).await;
 
-    let job = w.book_at(10).await;
+    let job = w.booked(10).await;
     let mut pushed = Vec::new();
     for ws in [&mut here, &mut there] {
         pushed.push(recv_type(ws, "notification").await["notification"].clone());
@@ -347,7 +290,7 @@ async fn notifications_are_pushed_to_every_socket_on_every_instance() {
     assert_eq!(w.notifications(&w.worker, "?limit=1").await[0], pushed[0]);
 
     // The client hears of the accept, not of their own booking.
-    w.act(&w.worker, &job, "accept", None).await;
+    w.acted(&w.worker, &job, "accept", None).await;
     let frame = recv_type(&mut client, "notification").await;
     assert_eq!(frame["notification"]["kind"], "job_transitioned");
     assert_eq!(frame["notification"]["payload"]["action"], "accept");
