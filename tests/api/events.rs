@@ -88,20 +88,18 @@ async fn events_two_dispatchers_tell_each_recipient_once() {
     let mut socket = open(&w.app, &w.worker).await;
     let job = w.booked(10).await;
     let thread = job["thread_id"].as_str().expect("thread").to_owned();
-    // Events pile up before either dispatcher runs, so both find work at once.
-    const MESSAGES: usize = 60;
-    for i in 0..MESSAGES {
-        let reply = send_to(
-            &w.app,
-            &w.client,
-            &thread,
-            json!({ "body": format!("m{i}") }),
-        )
-        .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    }
     let one = Dispatcher::start(w.app.state.clone());
     let two = Dispatcher::start(sibling.state.clone());
+    // Messages committed on both instances at once: every commit wakes both
+    // dispatchers, which race for the same rows.
+    const MESSAGES: usize = 60;
+    let sends = (0..MESSAGES).map(|i| {
+        let app = if i % 2 == 0 { &w.app } else { &sibling };
+        send_to(app, &w.client, &thread, json!({ "body": format!("m{i}") }))
+    });
+    for reply in futures_util::future::join_all(sends).await {
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
     let mut pushed = 0;
     while pushed < MESSAGES + 1 {
         recv_type(&mut socket, "notification").await;
