@@ -257,3 +257,47 @@ async fn events_notify_wakes_the_dispatcher_and_old_done_events_are_pruned() {
         "done recently: kept"
     );
 }
+
+/// A measurement, not an assertion: `cargo nextest run --run-ignored only -E
+/// 'test(commit_to_socket)' --no-capture`. One instance, its dispatcher, 1,000 messages
+/// sent one after another; for each, the time from the send's response (the commit is
+/// just before it) to the recipient's socket receiving the notification.
+#[tokio::test]
+#[ignore = "a measurement; prints p50/p99"]
+async fn events_commit_to_socket_latency() {
+    let w = world_with(&[]).await;
+    w.settle().await;
+    let dispatcher = Dispatcher::start(w.app.state.clone());
+    let mut socket = open(&w.app, &w.worker).await;
+    let job = w.booked(10).await;
+    recv_type(&mut socket, "notification").await;
+    let thread = job["thread_id"].as_str().expect("thread").to_owned();
+    let mut latencies = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        let reply = send_to(
+            &w.app,
+            &w.client,
+            &thread,
+            json!({ "body": format!("m{i}") }),
+        )
+        .await;
+        let committed = Instant::now();
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let frame = recv_type(&mut socket, "notification").await;
+        latencies.push(committed.elapsed());
+        assert_eq!(
+            frame["notification"]["payload"]["message_id"],
+            reply.json["id"]
+        );
+    }
+    dispatcher.stop(Duration::from_secs(5)).await;
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "commit-to-socket over {} events: p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        at(0.50),
+        at(0.99),
+        latencies[latencies.len() - 1]
+    );
+}
