@@ -147,3 +147,37 @@ pub async fn record_all(
     sql.execute(conn).await?;
     Ok(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kind_column_is_the_json_tag_and_events_round_trip() {
+        let (a, b) = (UserId::new(), UserId::new());
+        let events = [
+            Event::JobBooked {
+                job_id: JobId::new(),
+                client_id: a,
+                worker_id: b,
+                scheduled_at: Utc::now(),
+            },
+            Event::MessageSent {
+                message_id: MessageId::new(),
+                thread_id: ThreadId::new(),
+                sender_id: a,
+                recipients: vec![b],
+            },
+            Event::ReviewHidden {
+                review_id: ReviewId::new(),
+                admin_id: a,
+            },
+        ];
+        for event in events {
+            let json = serde_json::to_value(&event).expect("serialize");
+            assert_eq!(json["kind"], event.kind());
+            let back: Event = serde_json::from_value(json).expect("deserialize");
+            assert_eq!(back, event);
+        }
+    }
+}
