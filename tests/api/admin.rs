@@ -327,6 +327,13 @@ async fn every_admin_action_is_in_the_audit_log_newest_first() {
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
     }
 
+    w.app
+        .get(
+            "/api/v1/admin/audit-log?cursor=forged",
+            Some(&w.admin.access),
+        )
+        .await
+        .assert_problem(400, "bad_cursor");
     let log = w.all_pages("/audit-log", 2).await;
     let seen: Vec<(&str, &str, &Value)> = log
         .iter()
