@@ -17,6 +17,14 @@ use poem_openapi::{
     types::ToJSON,
 };
 
+/// Codes of errors that carry their own (`AppError::Conflict`, `AppError::Unprocessable`),
+/// named once here so call sites cannot misspell them. Listed in API.md; an existing
+/// code never changes meaning.
+pub mod codes {
+    /// 409: the review is already hidden.
+    pub const REVIEW_ALREADY_HIDDEN: &str = "review_already_hidden";
+}
+
 /// One field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize)]
 pub struct FieldError {

@@ -8,16 +8,24 @@ use poem_openapi::{
 };
 
 use crate::{
-    admin::{schemas::ReasonRequest, services},
-    auth::schemas::User,
+    admin::{
+        audit::{self, AuditEntry},
+        schemas::{ReasonRequest, Stats},
+        services,
+    },
+    auth::{
+        directory::{self, UserFilter},
+        schemas::User,
+    },
     core::{
         auth::AdminUser,
-        ids::{KycId, ServiceId, UserId},
+        ids::{KycId, ReviewId, ServiceId, UserId},
         json::{JsonBody, JsonOut},
         pagination::Page,
     },
-    db::enums::{KycDecision, UserStatus},
+    db::enums::{KycDecision, UserRole, UserStatus},
     error::AppError,
+    review::{schemas::Review, services as reviews},
     routes::ApiTags,
     service::{schemas::Service, services as listings},
     state::AppState,
@@ -28,6 +36,30 @@ pub struct AdminApi;
 
 #[OpenApi(prefix_path = "/api/v1/admin", tag = "ApiTags::Admin")]
 impl AdminApi {
+    /// Users, newest first, filtered by `role`, `status` and `q`: a case-insensitive
+    /// substring (at most 100 characters, matched literally) of the email or full name.
+    #[oai(path = "/users", method = "get")]
+    #[allow(clippy::too_many_arguments)] // one per query parameter, as poem-openapi wants
+    async fn users(
+        &self,
+        _admin: AdminUser,
+        state: Data<&AppState>,
+        role: Query<Option<UserRole>>,
+        status: Query<Option<UserStatus>>,
+        q: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<User>>, AppError> {
+        let filter = UserFilter {
+            role: role.0,
+            status: status.0,
+            q: q.0.as_deref(),
+        };
+        directory::search(&state, filter, limit.0, cursor.0.as_deref())
+            .await
+            .map(Json)
+    }
+
     /// Suspend a user: their tokens stop working at once and stay dead after reinstatement.
     #[oai(path = "/users/:id/suspend", method = "post")]
     async fn suspend(
@@ -129,5 +161,46 @@ impl AdminApi {
         listings::set_hidden(&state, admin.0, id.0, false, None)
             .await
             .map(JsonOut)
+    }
+
+    /// Hide a review: it leaves the worker's public reviews, and the worker's and the
+    /// listing's ratings are recomputed without it. Already hidden → 409
+    /// `review_already_hidden`.
+    #[oai(path = "/reviews/:id/hide", method = "post")]
+    async fn hide_review(
+        &self,
+        admin: AdminUser,
+        state: Data<&AppState>,
+        id: Path<ReviewId>,
+        body: JsonBody<ReasonRequest>,
+    ) -> Result<Json<Review>, AppError> {
+        reviews::hide(&state, admin.0, id.0, body.0.reason.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// Every admin action, newest first.
+    #[oai(path = "/audit-log", method = "get")]
+    async fn audit_log(
+        &self,
+        _admin: AdminUser,
+        state: Data<&AppState>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<AuditEntry>>, AppError> {
+        audit::list(&state, limit.0, cursor.0.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// Platform figures: users by role, jobs by status (every status, 0 when none),
+    /// KYC submissions awaiting review and active listings.
+    #[oai(path = "/stats", method = "get")]
+    async fn stats(
+        &self,
+        _admin: AdminUser,
+        state: Data<&AppState>,
+    ) -> Result<Json<Stats>, AppError> {
+        services::stats(&state).await.map(Json)
     }
 }

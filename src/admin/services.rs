@@ -1,12 +1,19 @@
-//! Admin actions on users. Suspension is revocation: every login of the user dies at
-//! once and stays dead after reinstatement.
+//! Admin actions on users and the dashboard figures. Suspension is revocation: every
+//! login of the user dies at once and stays dead after reinstatement.
+//!
+//! Each table's queries live in the module that owns it (`auth` for users, `job`,
+//! `worker::kyc`, `service`, `review`); this module only combines them.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::{
-    admin::audit::{self, Target},
+    admin::{
+        audit::{self, Target},
+        schemas::Stats,
+    },
     auth::{
+        directory,
         models::UserRow,
         schemas::User,
         sessions::{self, RevokeReason, Scope},
@@ -18,7 +25,10 @@ use crate::{
     },
     error::{AppError, FieldError},
     events::{self, Event},
+    job::services as jobs,
+    service::services as listings,
     state::AppState,
+    worker::kyc,
 };
 
 /// A moderation reason: trimmed, 1 to 1000 characters.
@@ -94,4 +104,21 @@ pub async fn set_status(
         })
         .await?;
     Ok(user.into())
+}
+
+/// The dashboard figures: one aggregate query per group, on one connection.
+pub async fn stats(state: &AppState) -> Result<Stats, AppError> {
+    let mut conn = state.conn().await?;
+    Ok(Stats {
+        users_by_role: directory::count_by_role(&mut conn)
+            .await?
+            .into_iter()
+            .collect(),
+        jobs_by_status: jobs::count_by_status(&mut conn)
+            .await?
+            .into_iter()
+            .collect(),
+        pending_kyc: kyc::count_pending(&mut conn).await?,
+        services_active: listings::count_active(&mut conn).await?,
+    })
 }

@@ -92,6 +92,7 @@ pub enum AuditAction {
     KycRejected,
     ServiceHidden,
     ServiceUnhidden,
+    ReviewHidden,
 }
 pg_enum!(AuditAction, sql_types::AuditAction, {
     UserSuspended => "user_suspended",
@@ -100,6 +101,7 @@ pg_enum!(AuditAction, sql_types::AuditAction, {
     KycRejected => "kyc_rejected",
     ServiceHidden => "service_hidden",
     ServiceUnhidden => "service_unhidden",
+    ReviewHidden => "review_hidden",
 });
 
 /// A worker's identity verification, derived from their submissions (see

@@ -528,3 +528,14 @@ pub async fn for_review(
     }
     Ok(job)
 }
+
+/// How many jobs are in each status (statuses without jobs are absent).
+pub async fn count_by_status(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<(JobStatus, i64)>, AppError> {
+    Ok(jobs::table
+        .group_by(jobs::status)
+        .select((jobs::status, diesel::dsl::count_star()))
+        .load(conn)
+        .await?)
+}

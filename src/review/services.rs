@@ -7,6 +7,10 @@ use diesel::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{
+    admin::{
+        audit::{self, Target},
+        services::check_reason,
+    },
     core::{
         auth::CurrentUser,
         ids::{JobId, ReviewId, ServiceId, UserId},
@@ -14,10 +18,10 @@ use crate::{
         pagination::{self, Page},
     },
     db::{
-        enums::{JobStatus, UserStatus},
+        enums::{AuditAction, JobStatus, UserStatus},
         schema::{reviews, services, users, workers},
     },
-    error::{AppError, FieldError},
+    error::{AppError, FieldError, codes},
     events::{self, Event},
     job::services::for_review,
     review::schemas::{NewReview, Review},
@@ -25,8 +29,7 @@ use crate::{
 };
 
 /// Records the review and recomputes the worker's and the listing's averages from the
-/// visible reviews, in one transaction. Both rows are locked first, so concurrent
-/// reviews of one worker recompute one after the other and the result is exact.
+/// visible reviews, in one transaction (see [`lock_ratings`]).
 pub async fn create(
     state: &AppState,
     caller: CurrentUser,
@@ -52,18 +55,7 @@ pub async fn create(
         ));
     }
     conn.transaction::<_, AppError, _>(async |conn| {
-        workers::table
-            .find(job.worker_id)
-            .select(workers::user_id)
-            .for_update()
-            .first::<UserId>(conn)
-            .await?;
-        services::table
-            .find(job.service_id)
-            .select(services::id)
-            .for_update()
-            .execute(conn)
-            .await?;
+        lock_ratings(conn, job.worker_id, job.service_id).await?;
         let review: Review = diesel::insert_into(reviews::table)
             .values((
                 reviews::id.eq(ReviewId::new()),
@@ -84,19 +76,7 @@ pub async fn create(
                 ) => AppError::conflict("review_exists", "this job has already been reviewed"),
                 other => other.into(),
             })?;
-        let (avg, count) = summary(conn, Scope::Worker(job.worker_id)).await?;
-        diesel::update(workers::table.find(job.worker_id))
-            .set((workers::rating_avg.eq(avg), workers::rating_count.eq(count)))
-            .execute(conn)
-            .await?;
-        let (avg, count) = summary(conn, Scope::Service(job.service_id)).await?;
-        diesel::update(services::table.find(job.service_id))
-            .set((
-                services::rating_avg.eq(avg),
-                services::rating_count.eq(count),
-            ))
-            .execute(conn)
-            .await?;
+        recompute_ratings(conn, job.worker_id, job.service_id).await?;
         let event = Event::ReviewPosted {
             review_id: review.id,
             job_id: job.id,
@@ -108,6 +88,109 @@ pub async fn create(
         Ok(review)
     })
     .await
+}
+
+/// Admin moderation: hides a review from public lists and recomputes the worker's and
+/// the listing's ratings without it, with an audit row, in one transaction.
+///
+/// Checks run in the contract's order: unknown review (404), reason (422), already
+/// hidden (409 `review_already_hidden`).
+pub async fn hide(
+    state: &AppState,
+    admin: CurrentUser,
+    id: ReviewId,
+    reason: Option<&str>,
+) -> Result<Review, AppError> {
+    let mut conn = state.conn().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        // Who is rated never changes, so it can be read before the locks are taken in
+        // the same order as `create` takes them (worker, listing, review).
+        let (worker, service): (UserId, ServiceId) = reviews::table
+            .find(id)
+            .select((reviews::worker_id, reviews::service_id))
+            .first(conn)
+            .await?;
+        lock_ratings(conn, worker, service).await?;
+        let hidden: bool = reviews::table
+            .find(id)
+            .select(reviews::hidden)
+            .for_update()
+            .first(conn)
+            .await?;
+        let reason = check_reason(reason.unwrap_or_default())?;
+        if hidden {
+            return Err(AppError::conflict(
+                codes::REVIEW_ALREADY_HIDDEN,
+                "the review is already hidden",
+            ));
+        }
+        let review: Review = diesel::update(reviews::table.find(id))
+            .set(reviews::hidden.eq(true))
+            .returning(Review::as_returning())
+            .get_result(conn)
+            .await?;
+        recompute_ratings(conn, worker, service).await?;
+        audit::record(
+            conn,
+            admin.id,
+            AuditAction::ReviewHidden,
+            Target::Review(id),
+            Some(reason),
+        )
+        .await?;
+        let event = Event::ReviewHidden {
+            review_id: id,
+            admin_id: admin.id,
+        };
+        events::record(conn, &event).await?;
+        Ok(review)
+    })
+    .await
+}
+
+/// Locks the worker's and the listing's rows, in that order, so that writers of one
+/// worker's reviews recompute the ratings one after the other and the result is exact.
+async fn lock_ratings(
+    conn: &mut AsyncPgConnection,
+    worker: UserId,
+    service: ServiceId,
+) -> Result<(), AppError> {
+    workers::table
+        .find(worker)
+        .select(workers::user_id)
+        .for_update()
+        .execute(conn)
+        .await?;
+    services::table
+        .find(service)
+        .select(services::id)
+        .for_update()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores the worker's and the listing's averages, recomputed from their visible
+/// reviews. Call it under [`lock_ratings`].
+async fn recompute_ratings(
+    conn: &mut AsyncPgConnection,
+    worker: UserId,
+    service: ServiceId,
+) -> Result<(), AppError> {
+    let (avg, count) = summary(conn, Scope::Worker(worker)).await?;
+    diesel::update(workers::table.find(worker))
+        .set((workers::rating_avg.eq(avg), workers::rating_count.eq(count)))
+        .execute(conn)
+        .await?;
+    let (avg, count) = summary(conn, Scope::Service(service)).await?;
+    diesel::update(services::table.find(service))
+        .set((
+            services::rating_avg.eq(avg),
+            services::rating_count.eq(count),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Whose rating a summary is.

@@ -1,7 +1,7 @@
 //! Listing rules: who may create, change, delete, hide and unhide.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use poem_openapi::types::MaybeUndefined;
 
 use crate::{
@@ -281,4 +281,14 @@ pub async fn set_hidden(
         Ok(row.into())
     })
     .await
+}
+
+/// How many listings are in their own `active` state (not hidden or deleted), whether
+/// or not their worker is currently visible.
+pub async fn count_active(conn: &mut AsyncPgConnection) -> Result<i64, AppError> {
+    Ok(services::table
+        .filter(services::status.eq(ServiceStatus::Active))
+        .count()
+        .get_result(conn)
+        .await?)
 }

@@ -546,6 +546,15 @@ pub async fn purge_rejected_files(state: &AppState, batch: i64) -> Result<usize,
     .await
 }
 
+/// How many submissions await review (the length of the admin queue).
+pub async fn count_pending(conn: &mut AsyncPgConnection) -> Result<i64, AppError> {
+    Ok(kyc_submissions::table
+        .filter(kyc_submissions::status.eq(KycDecision::Pending))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

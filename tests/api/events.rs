@@ -258,6 +258,73 @@ async fn events_notify_wakes_the_dispatcher_and_old_done_events_are_pruned() {
     );
 }
 
+#[tokio::test]
+async fn events_moderation_is_recorded_and_notifies_nobody() {
+    let w = world_with(&[]).await;
+    let job = w.booked(10).await;
+    for action in ["accept", "start", "complete"] {
+        w.acted(&w.worker, &job, action, None).await;
+    }
+    let review = w
+        .app
+        .post(
+            &format!("/api/v1/jobs/{}/review", job["id"].as_str().expect("id")),
+            Some(&w.client.access),
+            json!({"rating": 2}),
+        )
+        .await;
+    assert_eq!(review.status, StatusCode::CREATED, "{}", review.body);
+    let review = review.json["id"].as_str().expect("id").to_owned();
+    for (path, body) in [
+        (
+            format!("reviews/{review}/hide"),
+            json!({"reason": "abusive"}),
+        ),
+        (
+            format!("services/{}/hide", w.service),
+            json!({"reason": "spam"}),
+        ),
+        (
+            format!("users/{}/suspend", w.client_id),
+            json!({"reason": "fraud"}),
+        ),
+        (format!("users/{}/reinstate", w.client_id), json!({})),
+    ] {
+        let reply = w
+            .app
+            .post(
+                &format!("/api/v1/admin/{path}"),
+                Some(&w.admin.access),
+                body,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+    }
+    for kind in [
+        "review_hidden",
+        "service_hidden",
+        "user_suspended",
+        "user_reinstated",
+    ] {
+        let sql = format!("SELECT count(*) AS n FROM events WHERE kind = '{kind}'");
+        assert_eq!(count(&w.app, &sql).await, 1, "{kind}");
+    }
+    w.settle().await;
+    assert_eq!(
+        count(
+            &w.app,
+            "SELECT count(*) AS n FROM events WHERE done_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert!(w.kinds(&w.admin).await.is_empty());
+    assert_eq!(
+        w.kinds(&w.worker).await.last().map(|k| k.0.as_str()),
+        Some("review_posted")
+    );
+}
+
 /// A measurement, not an assertion: `cargo nextest run --run-ignored only -E
 /// 'test(commit_to_socket)' --no-capture`. One instance, its dispatcher, 1,000 messages
 /// sent one after another; for each, the time from the send's response (the commit is

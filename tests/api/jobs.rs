@@ -4,7 +4,7 @@ use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, TestApp, Tokens};
+use crate::common::{PASSWORD, TestApp, Tokens, tomorrow_at};
 
 pub(crate) struct World {
     pub app: TestApp,
@@ -40,14 +40,6 @@ pub(crate) async fn world_with(overrides: &[(&str, &str)]) -> World {
 
 async fn world() -> World {
     world_with(&[]).await
-}
-
-pub(crate) fn tomorrow_at(hour: u32) -> String {
-    let day = (Utc::now() + Duration::days(1)).date_naive();
-    day.and_hms_opt(hour, 0, 0)
-        .expect("time")
-        .and_utc()
-        .to_rfc3339()
 }
 
 impl World {

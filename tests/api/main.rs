@@ -2,6 +2,7 @@
 
 mod common;
 
+mod admin;
 mod auth;
 mod catalog;
 mod cli;

@@ -10,8 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
-    common::Tokens,
-    jobs::{World, tomorrow_at, world_with},
+    common::{Tokens, tomorrow_at},
+    jobs::{World, world_with},
     messaging::{open, recv_type, send_to},
 };
 

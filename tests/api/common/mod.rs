@@ -297,6 +297,15 @@ impl TestApp {
     }
 }
 
+/// Tomorrow at `hour`:00 UTC, RFC 3339: a booking time inside the default availability.
+pub fn tomorrow_at(hour: u32) -> String {
+    let day = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    day.and_hms_opt(hour, 0, 0)
+        .expect("time")
+        .and_utc()
+        .to_rfc3339()
+}
+
 /// The smallest files each accepted kind is recognised by.
 pub const PDF: &[u8] = b"%PDF-1.7\n% test document\n";
 pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
