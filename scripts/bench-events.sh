@@ -99,18 +99,20 @@ kill "$pid1"; wait "$pid1" 2>/dev/null || true
 pids=()
 
 # The dispatcher's statements (src/events/dispatcher.rs, src/notification/services.rs):
-# pgbench cannot loop over a claimed batch, so each event is claimed with LIMIT 1, 100
-# claims per transaction (the dispatcher claims 100 with one statement); the
-# notification payload is stripped of kind/recipients in SQL rather than in Rust.
+# the claim exactly as it runs (its ids gathered into an array, as pgbench cannot loop
+# over rows), then per event a savepoint, the notification insert, the mark-done update.
+# Differences: the payload is re-read by primary key per event (the dispatcher has it
+# from the claim) and stripped of kind/recipients in SQL rather than in Rust.
 {
   echo "BEGIN;"
-  for _ in $(seq 100); do
-    cat <<'SQL'
-SELECT id AS eid, payload::text AS payload, attempts FROM events WHERE done_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED \gset
+  echo "SELECT array_agg(id)::text AS ids FROM (SELECT id, payload::text AS payload, attempts FROM events WHERE done_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 100 FOR UPDATE SKIP LOCKED) c \\gset"
+  for k in $(seq 100); do
+    cat <<SQL
+SELECT (SELECT payload::text FROM events WHERE id = (:ids::uuid[])[$k]) AS payload \\gset
 SAVEPOINT handler;
-INSERT INTO notifications (id, user_id, event_id, kind, payload) SELECT r.id, r.user_id, :eid, 'message_sent', (:payload::jsonb - 'kind' - 'recipients') FROM unnest(ARRAY(SELECT gen_random_uuid() FROM jsonb_array_elements_text(:payload::jsonb -> 'recipients')), ARRAY(SELECT x::uuid FROM jsonb_array_elements_text(:payload::jsonb -> 'recipients') x)) AS r(id, user_id) ON CONFLICT (event_id, user_id) DO NOTHING RETURNING id, user_id, kind, payload::text AS payload, read_at, created_at;
+INSERT INTO notifications (id, user_id, event_id, kind, payload) SELECT r.id, r.user_id, (:ids::uuid[])[$k], 'message_sent', (:payload::jsonb - 'kind' - 'recipients') FROM unnest(ARRAY(SELECT gen_random_uuid() FROM jsonb_array_elements_text(:payload::jsonb -> 'recipients')), ARRAY(SELECT x::uuid FROM jsonb_array_elements_text(:payload::jsonb -> 'recipients') x)) AS r(id, user_id) ON CONFLICT (event_id, user_id) DO NOTHING RETURNING id, user_id, kind, payload::text AS payload, read_at, created_at;
 RELEASE SAVEPOINT handler;
-UPDATE events SET done_at = now(), attempts = attempts + 1 WHERE id = :eid;
+UPDATE events SET done_at = now(), attempts = attempts + 1 WHERE id = (:ids::uuid[])[$k];
 SQL
   done
   echo "COMMIT;"
