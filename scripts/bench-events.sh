@@ -117,12 +117,12 @@ SQL
   done
   echo "COMMIT;"
 } >"$work/dispatch.sql"
-pgbench_dispatch() { # clients → a table row; 15 s, on EVENTS due events
+pgbench_dispatch() { # clients → a table row: EVENTS due events, 100 per transaction
   seed "$EVENTS"
   q -d "$DB" -c "UPDATE events SET next_attempt_at = now() WHERE done_at IS NULL" >/dev/null
   q -d "$DB" -c "VACUUM ANALYZE events" >/dev/null
-  { timeout 40 pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$1" -j "$1" -T 15 -f "$work/dispatch.sql" "$DB" 2>&1 || true; } | tee /dev/stderr \
-    | awk -v c="$1" '/^tps/ { printf "| pgbench, dispatcher SQL, %d clients, 15 s | – | – | 15 | %.0f |\n", c, $3 * 100 }'
+  { timeout 40 pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$1" -j "$1" -t $((EVENTS / 100 / $1)) -f "$work/dispatch.sql" "$DB" 2>&1 || true; } | tee /dev/stderr \
+    | awk -v c="$1" -v n="$EVENTS" '/^tps/ { printf "| pgbench, the dispatcher SQL, %d clients | %d | – | – | %.0f |\n", c, n, $3 * 100 }'
   q -d "$DB" -c "UPDATE events SET done_at = now() WHERE done_at IS NULL" >/dev/null
 }
 pgbench_dispatch 2
