@@ -11,8 +11,10 @@ CREATE TABLE events (
     parked_at timestamptz,
     last_error text
 );
--- Due work: neither done nor parked, oldest attempt first.
-CREATE INDEX events_due ON events (next_attempt_at) WHERE done_at IS NULL AND parked_at IS NULL;
+-- Due work: neither done nor parked, in the claim's order (oldest attempt, then id), so a
+-- claim reads its batch off the index instead of sorting the whole backlog when many
+-- events share a timestamp.
+CREATE INDEX events_due ON events (next_attempt_at, id) WHERE done_at IS NULL AND parked_at IS NULL;
 -- Pruning of done events past the retention period.
 CREATE INDEX events_done ON events (done_at) WHERE done_at IS NOT NULL;
 
