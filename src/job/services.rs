@@ -120,7 +120,7 @@ pub async fn book(
     let slots = slots_of(&mut conn, worker).await?;
     if !schedule::fits(&slots, timezone, body.scheduled_at, ends_at) {
         return Err(AppError::Unprocessable {
-            code: "outside_availability",
+            code: crate::error::codes::OUTSIDE_AVAILABILITY,
             detail: "the booking does not fit inside one of the worker's availability slots",
         });
     }
@@ -324,7 +324,7 @@ fn expired(job_id: JobId, client_id: UserId, worker_id: UserId) -> Event {
 
 fn invalid(action: Action) -> AppError {
     AppError::conflict(
-        "job_invalid_transition",
+        crate::error::codes::JOB_INVALID_TRANSITION,
         format!(
             "a job cannot be {} from its current status",
             match action {
@@ -403,7 +403,7 @@ pub async fn act(
             if info.constraint_name() == Some("jobs_worker_busy") =>
         {
             Err(AppError::conflict(
-                "worker_busy",
+                crate::error::codes::WORKER_BUSY,
                 "the worker has another accepted job at that time",
             ))
         }

@@ -50,7 +50,7 @@ pub async fn create(
     }
     if job.status != JobStatus::Completed {
         return Err(AppError::conflict(
-            "job_invalid_transition",
+            codes::JOB_INVALID_TRANSITION,
             "only a completed job can be reviewed",
         ));
     }
@@ -73,7 +73,7 @@ pub async fn create(
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::UniqueViolation,
                     _,
-                ) => AppError::conflict("review_exists", "this job has already been reviewed"),
+                ) => AppError::conflict(codes::REVIEW_EXISTS, "this job has already been reviewed"),
                 other => other.into(),
             })?;
         recompute_ratings(conn, job.worker_id, job.service_id).await?;

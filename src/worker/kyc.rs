@@ -180,7 +180,7 @@ async fn pending_count(conn: &mut AsyncPgConnection, worker: UserId) -> Result<i
 
 fn too_many_pending() -> AppError {
     AppError::conflict(
-        "kyc_too_many_pending",
+        crate::error::codes::KYC_TOO_MANY_PENDING,
         "several documents already await review; wait for a decision before sending more",
     )
 }
@@ -463,7 +463,7 @@ pub async fn decide(
         };
         if current != KycDecision::Pending {
             return Err(AppError::conflict(
-                "kyc_not_pending",
+                crate::error::codes::KYC_NOT_PENDING,
                 "the submission has already been reviewed",
             ));
         }
