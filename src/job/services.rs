@@ -18,7 +18,6 @@ use crate::{
     core::{
         auth::CurrentUser,
         ids::{JobId, UserId},
-        json::DeferredJson,
         pagination::{self, Page},
     },
     db::{
@@ -32,7 +31,7 @@ use crate::{
         lifecycle::{self, Action, Party, Refusal},
         models::{EventRow, JobRow},
         schedule,
-        schemas::{Job, JobEvent, NewJob, ReasonBody},
+        schemas::{Job, JobEvent, NewJob},
     },
     service::search::{FROM_CATALOG, VISIBLE},
     state::AppState,
@@ -346,7 +345,7 @@ pub async fn act(
     caller: CurrentUser,
     id: JobId,
     action: Action,
-    body: Option<&DeferredJson<ReasonBody>>,
+    reason: impl FnOnce() -> Result<Option<String>, AppError>,
 ) -> Result<Job, AppError> {
     let mut conn = state.conn().await?;
     let job = load(&mut conn, caller, id).await?;
@@ -356,17 +355,11 @@ pub async fn act(
             "this action belongs to the other party of the job",
         ));
     }
-    let reason = body
-        .map(DeferredJson::parse)
-        .transpose()?
-        .and_then(|b| b.reason);
-    let reason = match (action, reason) {
-        (Action::Cancel, None) => {
-            return Err(FieldError::new("reason", "is required to cancel").into());
-        }
-        (_, Some(r)) => Some(trimmed("reason", &r, 1..=1000)?),
-        (_, None) => None,
-    };
+    // Parsed only now: 404 and 403 come before a malformed body's 422.
+    let reason = reason()?;
+    if action == Action::Cancel && reason.is_none() {
+        return Err(FieldError::new("reason", "is required to cancel").into());
+    }
     let Ok(to) = decided else {
         return Err(invalid(action));
     };

@@ -14,7 +14,6 @@ use crate::{
     core::{
         auth::CurrentUser,
         ids::{JobId, ReviewId, ServiceId, UserId},
-        json::DeferredJson,
         pagination::{self, Page},
     },
     db::{
@@ -28,26 +27,42 @@ use crate::{
     state::AppState,
 };
 
+/// A review as the rules accept it: a rating of 1 to 5 and a trimmed comment of at most
+/// 2000 characters (empty when none was given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewInput {
+    pub rating: i16,
+    pub comment: String,
+}
+
+impl TryFrom<NewReview> for ReviewInput {
+    type Error = AppError;
+
+    fn try_from(body: NewReview) -> Result<Self, AppError> {
+        let rating = i16::try_from(body.rating)
+            .ok()
+            .filter(|r| (1..=5).contains(r))
+            .ok_or_else(|| FieldError::new("rating", "must be between 1 and 5"))?;
+        let comment = body.comment.unwrap_or_default().trim().to_owned();
+        if comment.chars().count() > 2000 {
+            return Err(FieldError::new("comment", "must be at most 2000 characters").into());
+        }
+        Ok(Self { rating, comment })
+    }
+}
+
 /// Records the review and recomputes the worker's and the listing's averages from the
 /// visible reviews, in one transaction (see [`lock_ratings`]).
 pub async fn create(
     state: &AppState,
     caller: CurrentUser,
     job_id: JobId,
-    body: &DeferredJson<NewReview>,
+    body: impl FnOnce() -> Result<ReviewInput, AppError>,
 ) -> Result<Review, AppError> {
     let mut conn = state.conn().await?;
     let job = for_review(&mut conn, caller, job_id).await?;
     // Parsed only now: 404 and 403 come before a malformed body's 422.
-    let body = body.parse()?;
-    let rating = i16::try_from(body.rating)
-        .ok()
-        .filter(|r| (1..=5).contains(r))
-        .ok_or_else(|| FieldError::new("rating", "must be between 1 and 5"))?;
-    let comment = body.comment.unwrap_or_default().trim().to_owned();
-    if comment.chars().count() > 2000 {
-        return Err(FieldError::new("comment", "must be at most 2000 characters").into());
-    }
+    let ReviewInput { rating, comment } = body()?;
     if job.status != JobStatus::Completed {
         return Err(AppError::conflict(
             codes::JOB_INVALID_TRANSITION,
