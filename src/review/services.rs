@@ -7,10 +7,7 @@ use diesel::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{
-    admin::{
-        audit::{self, Target},
-        services::check_reason,
-    },
+    audit::{self, Target},
     core::{
         auth::CurrentUser,
         ids::{JobId, ReviewId, ServiceId, UserId},
@@ -132,7 +129,7 @@ pub async fn hide(
             .for_update()
             .first(conn)
             .await?;
-        let reason = check_reason(reason.unwrap_or_default())?;
+        let reason = crate::core::validate::moderation_reason(reason.unwrap_or_default())?;
         if hidden {
             return Err(AppError::conflict(
                 codes::REVIEW_ALREADY_HIDDEN,

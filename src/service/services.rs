@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{
-    admin::audit::{self, Target},
+    audit::{self, Target},
     core::patch::Patch,
     core::validate::trimmed,
     core::{
@@ -263,7 +263,7 @@ pub async fn set_hidden(
                 .into());
         }
         let reason = if hidden {
-            Some(crate::admin::services::check_reason(
+            Some(crate::core::validate::moderation_reason(
                 reason.unwrap_or_default(),
             )?)
         } else {

@@ -10,7 +10,7 @@ use futures_util::Stream;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    admin::audit::{self, Target},
+    audit::{self, Target},
     core::{
         auth::CurrentUser,
         connections::is_body_timeout,
@@ -456,7 +456,7 @@ pub async fn decide(
             .first(conn)
             .await?;
         let reason = match decision {
-            KycDecision::Rejected => Some(crate::admin::services::check_reason(
+            KycDecision::Rejected => Some(crate::core::validate::moderation_reason(
                 reason.unwrap_or_default(),
             )?),
             _ => None,
