@@ -33,7 +33,7 @@ use crate::{
         schedule,
         schemas::{Job, JobEvent, NewJob},
     },
-    service::search::{FROM_CATALOG, VISIBLE},
+    service::search,
     state::AppState,
     worker::services::slots_of,
 };
@@ -49,18 +49,6 @@ pub fn check_idempotency_key(key: Option<String>) -> Result<Option<String>, AppE
         }
         other => Ok(other),
     }
-}
-
-#[derive(QueryableByName)]
-struct Bookable {
-    #[diesel(sql_type = Uuid)]
-    worker_id: uuid::Uuid,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    price_cents: i64,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    duration_minutes: i32,
-    #[diesel(sql_type = Text)]
-    timezone: String,
 }
 
 async fn by_key(
@@ -86,14 +74,7 @@ pub async fn book(
     key: Option<String>,
 ) -> Result<(Job, bool), AppError> {
     let mut conn = state.conn().await?;
-    let mut sql = Sql::new();
-    sql.push("SELECT s.worker_id, s.price_cents, s.duration_minutes, w.timezone FROM ")
-        .push(FROM_CATALOG)
-        .push(" WHERE s.id = ")
-        .bind::<Uuid, _>(body.service_id.0)
-        .push(" AND ")
-        .push(VISIBLE);
-    let listing: Bookable = sql.get_result(&mut conn).await?;
+    let listing = search::bookable(&mut conn, body.service_id).await?;
     let key = check_idempotency_key(key)?;
     if let Some(key) = &key {
         if let Some(existing) = by_key(&mut conn, client, key).await? {
