@@ -21,8 +21,59 @@ use poem_openapi::{
 /// named once here so call sites cannot misspell them. Listed in API.md; an existing
 /// code never changes meaning.
 pub mod codes {
-    /// 409: the review is already hidden.
+    /// 409: sign-up with an email that an account already uses.
+    pub const EMAIL_TAKEN: &str = "email_taken";
+    /// 422: a booking does not fit inside one of the worker's availability slots.
+    pub const OUTSIDE_AVAILABILITY: &str = "outside_availability";
+    /// 409: a job (or review of it) asked for a move its current status does not allow.
+    pub const JOB_INVALID_TRANSITION: &str = "job_invalid_transition";
+    /// 409: accepting a job that overlaps another accepted job of the same worker.
+    pub const WORKER_BUSY: &str = "worker_busy";
+    /// 409: reviewing a job that has already been reviewed.
+    pub const REVIEW_EXISTS: &str = "review_exists";
+    /// 409: hiding a review that is already hidden.
     pub const REVIEW_ALREADY_HIDDEN: &str = "review_already_hidden";
+    /// 409: uploading a KYC document while too many already await review.
+    pub const KYC_TOO_MANY_PENDING: &str = "kyc_too_many_pending";
+    /// 409: deciding on a KYC submission that has already been reviewed.
+    pub const KYC_NOT_PENDING: &str = "kyc_not_pending";
+    /// 409: opening a WebSocket when the account already has as many open as it may.
+    pub const TOO_MANY_SOCKETS: &str = "too_many_sockets";
+
+    /// Every code above, for the uniqueness test.
+    #[cfg(test)]
+    pub(crate) const ALL: &[&str] = &[
+        EMAIL_TAKEN,
+        OUTSIDE_AVAILABILITY,
+        JOB_INVALID_TRANSITION,
+        WORKER_BUSY,
+        REVIEW_EXISTS,
+        REVIEW_ALREADY_HIDDEN,
+        KYC_TOO_MANY_PENDING,
+        KYC_NOT_PENDING,
+        TOO_MANY_SOCKETS,
+    ];
+
+    #[cfg(test)]
+    mod tests {
+        use std::collections::HashSet;
+
+        #[test]
+        fn codes_are_unique_and_snake_case() {
+            let mut seen = HashSet::new();
+            for code in super::ALL {
+                assert!(seen.insert(*code), "duplicate code {code}");
+                assert!(
+                    !code.is_empty()
+                        && !code.starts_with('_')
+                        && !code.ends_with('_')
+                        && !code.contains("__")
+                        && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                    "{code} is not snake_case"
+                );
+            }
+        }
+    }
 }
 
 /// One field that failed validation.

@@ -6,6 +6,7 @@
 //! rules), `schemas.rs` (API bodies) and `models.rs` (database rows).
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;

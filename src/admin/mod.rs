@@ -1,6 +1,5 @@
 //! Moderation: suspending and reinstating users, with an audit trail.
 
-pub mod audit;
 pub mod routes;
 pub mod schemas;
 pub mod services;

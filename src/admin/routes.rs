@@ -9,10 +9,10 @@ use poem_openapi::{
 
 use crate::{
     admin::{
-        audit::{self, AuditEntry},
         schemas::{ReasonRequest, Stats},
         services,
     },
+    audit::{self, AuditEntry},
     auth::{
         directory::{self, UserFilter},
         schemas::User,

@@ -8,38 +8,27 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::{
-    admin::{
-        audit::{self, Target},
-        schemas::Stats,
-    },
+    admin::schemas::Stats,
+    audit::{self, Target},
     auth::{
         directory,
         models::UserRow,
         schemas::User,
         sessions::{self, RevokeReason, Scope},
     },
+    core::validate::moderation_reason,
     core::{auth::CurrentUser, ids::UserId},
     db::{
         enums::{AuditAction, UserStatus},
         schema::users,
     },
-    error::{AppError, FieldError},
+    error::AppError,
     events::{self, Event},
     job::services as jobs,
     service::services as listings,
     state::AppState,
     worker::kyc,
 };
-
-/// A moderation reason: trimmed, 1 to 1000 characters.
-pub fn check_reason(raw: &str) -> Result<&str, FieldError> {
-    let reason = raw.trim();
-    if (1..=1000).contains(&reason.chars().count()) {
-        Ok(reason)
-    } else {
-        Err(FieldError::new("reason", "must be 1 to 1000 characters"))
-    }
-}
 
 /// Sets a user's status, writes the audit row and, on suspension, revokes every
 /// login — all in one transaction (Redis included, before commit).
@@ -66,7 +55,7 @@ pub async fn set_status(
                 .first::<UserId>(conn)
                 .await?;
             let reason = match status {
-                UserStatus::Suspended => Some(check_reason(reason.unwrap_or_default())?),
+                UserStatus::Suspended => Some(moderation_reason(reason.unwrap_or_default())?),
                 UserStatus::Active => reason.map(str::trim).filter(|r| !r.is_empty()),
             };
             let user: UserRow = diesel::update(users::table.find(target))

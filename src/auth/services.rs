@@ -88,7 +88,10 @@ pub async fn create_user(
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::UniqueViolation,
                     _,
-                ) => AppError::conflict("email_taken", "an account with this email already exists"),
+                ) => AppError::conflict(
+                    crate::error::codes::EMAIL_TAKEN,
+                    "an account with this email already exists",
+                ),
                 other => other.into(),
             })?;
         match role {

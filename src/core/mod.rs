@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod multipart;
 pub mod pagination;
 pub mod password;
+pub mod patch;
 pub mod redis;
 pub mod request_id;
 pub mod revocation;

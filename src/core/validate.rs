@@ -17,6 +17,16 @@ pub fn storable(field: &str, value: &str) -> Result<(), FieldError> {
     }
 }
 
+/// A moderation reason (suspension, rejection, hiding): trimmed, 1 to 1000 characters.
+pub fn moderation_reason(raw: &str) -> Result<&str, FieldError> {
+    let reason = raw.trim();
+    if (1..=1000).contains(&reason.chars().count()) {
+        Ok(reason)
+    } else {
+        Err(FieldError::new("reason", "must be 1 to 1000 characters"))
+    }
+}
+
 /// `value` trimmed, if its length in characters (not bytes) is within `chars`.
 pub fn trimmed(
     field: &str,

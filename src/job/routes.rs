@@ -102,7 +102,7 @@ impl JobsApi {
         state: Data<&AppState>,
         id: Path<JobId>,
     ) -> Result<Json<Job>, AppError> {
-        services::act(&state, user.0, id.0, Action::Accept, None)
+        services::act(&state, user.0, id.0, Action::Accept, || Ok(None))
             .await
             .map(Json)
     }
@@ -116,9 +116,11 @@ impl JobsApi {
         id: Path<JobId>,
         body: DeferredJson<ReasonBody>,
     ) -> Result<Json<Job>, AppError> {
-        services::act(&state, user.0, id.0, Action::Decline, Some(&body))
-            .await
-            .map(Json)
+        services::act(&state, user.0, id.0, Action::Decline, || {
+            body.parse()?.into_reason()
+        })
+        .await
+        .map(Json)
     }
 
     /// The worker starts an accepted job.
@@ -129,7 +131,7 @@ impl JobsApi {
         state: Data<&AppState>,
         id: Path<JobId>,
     ) -> Result<Json<Job>, AppError> {
-        services::act(&state, user.0, id.0, Action::Start, None)
+        services::act(&state, user.0, id.0, Action::Start, || Ok(None))
             .await
             .map(Json)
     }
@@ -142,7 +144,7 @@ impl JobsApi {
         state: Data<&AppState>,
         id: Path<JobId>,
     ) -> Result<Json<Job>, AppError> {
-        services::act(&state, user.0, id.0, Action::Complete, None)
+        services::act(&state, user.0, id.0, Action::Complete, || Ok(None))
             .await
             .map(Json)
     }
@@ -156,9 +158,11 @@ impl JobsApi {
         id: Path<JobId>,
         body: DeferredJson<ReasonBody>,
     ) -> Result<Json<Job>, AppError> {
-        services::act(&state, user.0, id.0, Action::Cancel, Some(&body))
-            .await
-            .map(Json)
+        services::act(&state, user.0, id.0, Action::Cancel, || {
+            body.parse()?.into_reason()
+        })
+        .await
+        .map(Json)
     }
 
     /// The job's history, oldest first; the first event is the booking.
@@ -185,7 +189,7 @@ impl JobsApi {
         id: Path<JobId>,
         body: DeferredJson<NewReview>,
     ) -> Result<ReviewCreated, AppError> {
-        reviews::create(&state, user.0, id.0, &body)
+        reviews::create(&state, user.0, id.0, || body.parse()?.try_into())
             .await
             .map(|r| ReviewCreated::Created(Json(r)))
     }

@@ -4,8 +4,12 @@ use chrono::{DateTime, Utc};
 use poem_openapi::Object;
 
 use crate::{
-    core::ids::{JobId, ServiceId, ThreadId, UserId},
+    core::{
+        ids::{JobId, ServiceId, ThreadId, UserId},
+        validate::trimmed,
+    },
     db::enums::JobStatus,
+    error::AppError,
     job::models::{EventRow, JobRow},
 };
 
@@ -63,6 +67,15 @@ pub struct NewJob {
 #[derive(Debug, Object)]
 pub struct ReasonBody {
     pub reason: Option<String>,
+}
+
+impl ReasonBody {
+    /// The reason, trimmed and at most 1000 characters, if one was given.
+    pub fn into_reason(self) -> Result<Option<String>, AppError> {
+        self.reason
+            .map(|r| trimmed("reason", &r, 1..=1000).map_err(AppError::from))
+            .transpose()
+    }
 }
 
 #[derive(Debug, Object)]

@@ -18,7 +18,6 @@ use crate::{
     core::{
         auth::CurrentUser,
         ids::{JobId, UserId},
-        json::DeferredJson,
         pagination::{self, Page},
     },
     db::{
@@ -32,9 +31,9 @@ use crate::{
         lifecycle::{self, Action, Party, Refusal},
         models::{EventRow, JobRow},
         schedule,
-        schemas::{Job, JobEvent, NewJob, ReasonBody},
+        schemas::{Job, JobEvent, NewJob},
     },
-    service::search::{FROM_CATALOG, VISIBLE},
+    service::search,
     state::AppState,
     worker::services::slots_of,
 };
@@ -50,18 +49,6 @@ pub fn check_idempotency_key(key: Option<String>) -> Result<Option<String>, AppE
         }
         other => Ok(other),
     }
-}
-
-#[derive(QueryableByName)]
-struct Bookable {
-    #[diesel(sql_type = Uuid)]
-    worker_id: uuid::Uuid,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    price_cents: i64,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    duration_minutes: i32,
-    #[diesel(sql_type = Text)]
-    timezone: String,
 }
 
 async fn by_key(
@@ -87,14 +74,7 @@ pub async fn book(
     key: Option<String>,
 ) -> Result<(Job, bool), AppError> {
     let mut conn = state.conn().await?;
-    let mut sql = Sql::new();
-    sql.push("SELECT s.worker_id, s.price_cents, s.duration_minutes, w.timezone FROM ")
-        .push(FROM_CATALOG)
-        .push(" WHERE s.id = ")
-        .bind::<Uuid, _>(body.service_id.0)
-        .push(" AND ")
-        .push(VISIBLE);
-    let listing: Bookable = sql.get_result(&mut conn).await?;
+    let listing = search::bookable(&mut conn, body.service_id).await?;
     let key = check_idempotency_key(key)?;
     if let Some(key) = &key {
         if let Some(existing) = by_key(&mut conn, client, key).await? {
@@ -120,7 +100,7 @@ pub async fn book(
     let slots = slots_of(&mut conn, worker).await?;
     if !schedule::fits(&slots, timezone, body.scheduled_at, ends_at) {
         return Err(AppError::Unprocessable {
-            code: "outside_availability",
+            code: crate::error::codes::OUTSIDE_AVAILABILITY,
             detail: "the booking does not fit inside one of the worker's availability slots",
         });
     }
@@ -324,7 +304,7 @@ fn expired(job_id: JobId, client_id: UserId, worker_id: UserId) -> Event {
 
 fn invalid(action: Action) -> AppError {
     AppError::conflict(
-        "job_invalid_transition",
+        crate::error::codes::JOB_INVALID_TRANSITION,
         format!(
             "a job cannot be {} from its current status",
             match action {
@@ -346,7 +326,7 @@ pub async fn act(
     caller: CurrentUser,
     id: JobId,
     action: Action,
-    body: Option<&DeferredJson<ReasonBody>>,
+    reason: impl FnOnce() -> Result<Option<String>, AppError>,
 ) -> Result<Job, AppError> {
     let mut conn = state.conn().await?;
     let job = load(&mut conn, caller, id).await?;
@@ -356,17 +336,11 @@ pub async fn act(
             "this action belongs to the other party of the job",
         ));
     }
-    let reason = body
-        .map(DeferredJson::parse)
-        .transpose()?
-        .and_then(|b| b.reason);
-    let reason = match (action, reason) {
-        (Action::Cancel, None) => {
-            return Err(FieldError::new("reason", "is required to cancel").into());
-        }
-        (_, Some(r)) => Some(trimmed("reason", &r, 1..=1000)?),
-        (_, None) => None,
-    };
+    // Parsed only now: 404 and 403 come before a malformed body's 422.
+    let reason = reason()?;
+    if action == Action::Cancel && reason.is_none() {
+        return Err(FieldError::new("reason", "is required to cancel").into());
+    }
     let Ok(to) = decided else {
         return Err(invalid(action));
     };
@@ -403,7 +377,7 @@ pub async fn act(
             if info.constraint_name() == Some("jobs_worker_busy") =>
         {
             Err(AppError::conflict(
-                "worker_busy",
+                crate::error::codes::WORKER_BUSY,
                 "the worker has another accepted job at that time",
             ))
         }

@@ -175,7 +175,7 @@ impl Hub {
             let mine = sockets.entry(user).or_default();
             if mine.len() >= self.0.max_per_user {
                 return Err(AppError::conflict(
-                    "too_many_sockets",
+                    crate::error::codes::TOO_MANY_SOCKETS,
                     "this account has as many WebSockets open as it may",
                 ));
             }

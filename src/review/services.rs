@@ -7,14 +7,10 @@ use diesel::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{
-    admin::{
-        audit::{self, Target},
-        services::check_reason,
-    },
+    audit::{self, Target},
     core::{
         auth::CurrentUser,
         ids::{JobId, ReviewId, ServiceId, UserId},
-        json::DeferredJson,
         pagination::{self, Page},
     },
     db::{
@@ -28,29 +24,45 @@ use crate::{
     state::AppState,
 };
 
+/// A review as the rules accept it: a rating of 1 to 5 and a trimmed comment of at most
+/// 2000 characters (empty when none was given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewInput {
+    pub rating: i16,
+    pub comment: String,
+}
+
+impl TryFrom<NewReview> for ReviewInput {
+    type Error = AppError;
+
+    fn try_from(body: NewReview) -> Result<Self, AppError> {
+        let rating = i16::try_from(body.rating)
+            .ok()
+            .filter(|r| (1..=5).contains(r))
+            .ok_or_else(|| FieldError::new("rating", "must be between 1 and 5"))?;
+        let comment = body.comment.unwrap_or_default().trim().to_owned();
+        if comment.chars().count() > 2000 {
+            return Err(FieldError::new("comment", "must be at most 2000 characters").into());
+        }
+        Ok(Self { rating, comment })
+    }
+}
+
 /// Records the review and recomputes the worker's and the listing's averages from the
 /// visible reviews, in one transaction (see [`lock_ratings`]).
 pub async fn create(
     state: &AppState,
     caller: CurrentUser,
     job_id: JobId,
-    body: &DeferredJson<NewReview>,
+    body: impl FnOnce() -> Result<ReviewInput, AppError>,
 ) -> Result<Review, AppError> {
     let mut conn = state.conn().await?;
     let job = for_review(&mut conn, caller, job_id).await?;
     // Parsed only now: 404 and 403 come before a malformed body's 422.
-    let body = body.parse()?;
-    let rating = i16::try_from(body.rating)
-        .ok()
-        .filter(|r| (1..=5).contains(r))
-        .ok_or_else(|| FieldError::new("rating", "must be between 1 and 5"))?;
-    let comment = body.comment.unwrap_or_default().trim().to_owned();
-    if comment.chars().count() > 2000 {
-        return Err(FieldError::new("comment", "must be at most 2000 characters").into());
-    }
+    let ReviewInput { rating, comment } = body()?;
     if job.status != JobStatus::Completed {
         return Err(AppError::conflict(
-            "job_invalid_transition",
+            codes::JOB_INVALID_TRANSITION,
             "only a completed job can be reviewed",
         ));
     }
@@ -73,7 +85,7 @@ pub async fn create(
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::UniqueViolation,
                     _,
-                ) => AppError::conflict("review_exists", "this job has already been reviewed"),
+                ) => AppError::conflict(codes::REVIEW_EXISTS, "this job has already been reviewed"),
                 other => other.into(),
             })?;
         recompute_ratings(conn, job.worker_id, job.service_id).await?;
@@ -117,7 +129,7 @@ pub async fn hide(
             .for_update()
             .first(conn)
             .await?;
-        let reason = check_reason(reason.unwrap_or_default())?;
+        let reason = crate::core::validate::moderation_reason(reason.unwrap_or_default())?;
         if hidden {
             return Err(AppError::conflict(
                 codes::REVIEW_ALREADY_HIDDEN,

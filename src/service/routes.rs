@@ -104,7 +104,7 @@ impl ServicesApi {
         id: Path<ServiceId>,
         body: JsonBody<ServicePatch>,
     ) -> Result<JsonOut<Service>, AppError> {
-        services::update(&state, user.0.id, id.0, body.0)
+        services::update(&state, user.0.id, id.0, body.0.into())
             .await
             .map(JsonOut)
     }

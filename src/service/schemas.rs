@@ -11,6 +11,7 @@ use crate::{
     },
     db::enums::{PricingUnit, ServiceStatus},
     service::models::ServiceRow,
+    service::services::ListingChanges,
 };
 
 // Sent with serde through `JsonOut`; the `same_json` test below keeps both forms equal.
@@ -82,6 +83,20 @@ pub struct ServicePatch {
     pub pricing_unit: MaybeUndefined<PricingUnit>,
     pub city: MaybeUndefined<String>,
     pub duration_minutes: MaybeUndefined<i32>,
+}
+
+impl From<ServicePatch> for ListingChanges {
+    fn from(patch: ServicePatch) -> Self {
+        Self {
+            title: patch.title.into(),
+            description: patch.description.into(),
+            category: patch.category.into(),
+            price_cents: patch.price_cents.into(),
+            pricing_unit: patch.pricing_unit.into(),
+            city: patch.city.into(),
+            duration_minutes: patch.duration_minutes.into(),
+        }
+    }
 }
 
 /// Orders of the public search.

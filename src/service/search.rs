@@ -32,12 +32,40 @@ use crate::{
 
 /// A listing is public when it is active, its worker is not suspended and the
 /// worker's KYC is approved.
-pub const VISIBLE: &str =
-    "s.status = 'active' AND u.status = 'active' AND w.kyc_status = 'approved'";
+const VISIBLE: &str = "s.status = 'active' AND u.status = 'active' AND w.kyc_status = 'approved'";
 
 /// Listings with their worker and user rows, as `VISIBLE` expects them.
-pub const FROM_CATALOG: &str =
+const FROM_CATALOG: &str =
     "services s JOIN workers w ON w.user_id = s.worker_id JOIN users u ON u.id = s.worker_id";
+
+/// What booking needs of a publicly visible listing.
+#[derive(Debug, QueryableByName)]
+pub struct Bookable {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub worker_id: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub price_cents: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub duration_minutes: i32,
+    /// The worker's IANA timezone.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub timezone: String,
+}
+
+/// The listing `id` as booking needs it, if it is publicly visible (404 otherwise).
+pub async fn bookable(
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: ServiceId,
+) -> Result<Bookable, AppError> {
+    let mut sql = Sql::new();
+    sql.push("SELECT s.worker_id, s.price_cents, s.duration_minutes, w.timezone FROM ")
+        .push(FROM_CATALOG)
+        .push(" WHERE s.id = ")
+        .bind::<diesel::sql_types::Uuid, _>(id.0)
+        .push(" AND ")
+        .push(VISIBLE);
+    Ok(sql.get_result(conn).await?)
+}
 
 const COLUMNS: &str = "s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, \
      s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at";

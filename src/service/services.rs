@@ -2,10 +2,10 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use poem_openapi::types::MaybeUndefined;
 
 use crate::{
-    admin::audit::{self, Target},
+    audit::{self, Target},
+    core::patch::Patch,
     core::validate::trimmed,
     core::{
         auth::CurrentUser,
@@ -20,7 +20,7 @@ use crate::{
     events::{self, Event},
     service::{
         models::ServiceRow,
-        schemas::{NewService, Service, ServicePatch},
+        schemas::{NewService, Service},
         search,
     },
     state::AppState,
@@ -129,12 +129,24 @@ struct Changes {
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The changes a worker asks of their listing; every field is required, so `Clear` is a 422.
+#[derive(Debug, Clone, Default)]
+pub struct ListingChanges {
+    pub title: Patch<String>,
+    pub description: Patch<String>,
+    pub category: Patch<String>,
+    pub price_cents: Patch<i64>,
+    pub pricing_unit: Patch<crate::db::enums::PricingUnit>,
+    pub city: Patch<String>,
+    pub duration_minutes: Patch<i32>,
+}
+
 /// `null` on a required field is a 422; absent is "keep".
-fn required<T>(field: &str, value: MaybeUndefined<T>) -> Result<Option<T>, FieldError> {
+fn required<T>(field: &str, value: Patch<T>) -> Result<Option<T>, FieldError> {
     match value {
-        MaybeUndefined::Null => Err(FieldError::new(field, "cannot be null")),
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Value(v) => Ok(Some(v)),
+        Patch::Clear => Err(FieldError::new(field, "cannot be null")),
+        Patch::Keep => Ok(None),
+        Patch::Set(v) => Ok(Some(v)),
     }
 }
 
@@ -142,7 +154,7 @@ pub async fn update(
     state: &AppState,
     worker: UserId,
     id: ServiceId,
-    patch: ServicePatch,
+    patch: ListingChanges,
 ) -> Result<Service, AppError> {
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
@@ -251,7 +263,7 @@ pub async fn set_hidden(
                 .into());
         }
         let reason = if hidden {
-            Some(crate::admin::services::check_reason(
+            Some(crate::core::validate::moderation_reason(
                 reason.unwrap_or_default(),
             )?)
         } else {

@@ -10,7 +10,7 @@ use futures_util::Stream;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    admin::audit::{self, Target},
+    audit::{self, Target},
     core::{
         auth::CurrentUser,
         connections::is_body_timeout,
@@ -180,7 +180,7 @@ async fn pending_count(conn: &mut AsyncPgConnection, worker: UserId) -> Result<i
 
 fn too_many_pending() -> AppError {
     AppError::conflict(
-        "kyc_too_many_pending",
+        crate::error::codes::KYC_TOO_MANY_PENDING,
         "several documents already await review; wait for a decision before sending more",
     )
 }
@@ -456,14 +456,14 @@ pub async fn decide(
             .first(conn)
             .await?;
         let reason = match decision {
-            KycDecision::Rejected => Some(crate::admin::services::check_reason(
+            KycDecision::Rejected => Some(crate::core::validate::moderation_reason(
                 reason.unwrap_or_default(),
             )?),
             _ => None,
         };
         if current != KycDecision::Pending {
             return Err(AppError::conflict(
-                "kyc_not_pending",
+                crate::error::codes::KYC_NOT_PENDING,
                 "the submission has already been reviewed",
             ));
         }

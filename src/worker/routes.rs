@@ -76,7 +76,9 @@ impl WorkersApi {
         state: Data<&AppState>,
         body: JsonBody<WorkerPatch>,
     ) -> Result<Json<WorkerProfile>, AppError> {
-        services::update(&state, user.0.id, body.0).await.map(Json)
+        services::update(&state, user.0.id, body.0.into())
+            .await
+            .map(Json)
     }
 
     /// Replace the weekly availability (wall-clock slots in the worker's timezone).

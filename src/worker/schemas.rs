@@ -7,6 +7,7 @@ use crate::{
     core::ids::{KycId, UserId},
     db::enums::{KycDecision, KycDocumentType, KycStatus},
     worker::models::{KycRow, WorkerRow},
+    worker::services::ProfileChanges,
 };
 
 /// A worker as clients and the worker see them. `id` is the worker's user id.
@@ -54,6 +55,19 @@ pub struct WorkerPatch {
     pub hourly_rate_cents: MaybeUndefined<i64>,
     /// An IANA name such as `Europe/Lisbon`.
     pub timezone: MaybeUndefined<String>,
+}
+
+impl From<WorkerPatch> for ProfileChanges {
+    fn from(patch: WorkerPatch) -> Self {
+        Self {
+            full_name: patch.full_name.into(),
+            bio: patch.bio.into(),
+            skills: patch.skills.into(),
+            city: patch.city.into(),
+            hourly_rate_cents: patch.hourly_rate_cents.into(),
+            timezone: patch.timezone.into(),
+        }
+    }
 }
 
 /// One weekly slot: wall-clock, `end` exclusive, never across midnight.

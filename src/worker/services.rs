@@ -2,10 +2,10 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use poem_openapi::types::MaybeUndefined;
 
 use crate::{
     core::ids::UserId,
+    core::patch::Patch,
     core::validate::trimmed,
     db::{
         enums::UserStatus,
@@ -16,7 +16,7 @@ use crate::{
     worker::{
         availability::{self, Slot},
         models::WorkerRow,
-        schemas::{Availability, SlotBody, WorkerPatch, WorkerProfile},
+        schemas::{Availability, SlotBody, WorkerProfile},
     },
 };
 
@@ -50,11 +50,23 @@ async fn load(
     Ok(WorkerProfile::new(row, name))
 }
 
+/// The changes a worker asks of their profile; `Clear` on a required field is refused.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChanges {
+    pub full_name: Patch<String>,
+    pub bio: Patch<String>,
+    pub skills: Patch<Vec<String>>,
+    pub city: Patch<String>,
+    pub hourly_rate_cents: Patch<i64>,
+    /// An IANA name such as `Europe/Lisbon`.
+    pub timezone: Patch<String>,
+}
+
 /// Applies a PATCH: absent fields untouched, `null` clears optional ones.
 pub async fn update(
     state: &AppState,
     me: UserId,
-    patch: WorkerPatch,
+    patch: ProfileChanges,
 ) -> Result<WorkerProfile, AppError> {
     let mut errors = Vec::new();
     let mut check = |r: Result<(), FieldError>| {
@@ -62,8 +74,8 @@ pub async fn update(
             errors.push(e);
         }
     };
-    let required = |field: &str, v: &MaybeUndefined<String>| match v {
-        MaybeUndefined::Null => Err(FieldError::new(field, "cannot be null")),
+    let required = |field: &str, v: &Patch<String>| match v {
+        Patch::Clear => Err(FieldError::new(field, "cannot be null")),
         _ => Ok(()),
     };
     check(required("full_name", &patch.full_name));
@@ -110,7 +122,7 @@ pub async fn update(
                 })
         })
         .transpose();
-    if let MaybeUndefined::Value(rate) = patch.hourly_rate_cents {
+    if let Patch::Set(rate) = patch.hourly_rate_cents {
         check(
             (rate >= 0)
                 .then_some(())
@@ -147,11 +159,11 @@ pub async fn update(
         }
         let changes = WorkerChanges {
             bio: match (&patch.bio, bio) {
-                (MaybeUndefined::Null, _) => Some(String::new()),
+                (Patch::Clear, _) => Some(String::new()),
                 (_, value) => value,
             },
             skills: match (&patch.skills, skills) {
-                (MaybeUndefined::Null, _) => Some(Vec::new()),
+                (Patch::Clear, _) => Some(Vec::new()),
                 (_, value) => value,
             },
             city: patch_optional(&patch.city, city),
@@ -172,11 +184,11 @@ pub async fn update(
 }
 
 /// `Some(None)` clears, `Some(Some(v))` sets, `None` leaves alone.
-fn patch_optional<T, U>(field: &MaybeUndefined<T>, value: Option<U>) -> Option<Option<U>> {
+fn patch_optional<T, U>(field: &Patch<T>, value: Option<U>) -> Option<Option<U>> {
     match field {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(_) => Some(value),
+        Patch::Keep => None,
+        Patch::Clear => Some(None),
+        Patch::Set(_) => Some(value),
     }
 }
 

@@ -1,4 +1,7 @@
-//! The audit log: one row per admin action, written in the action's transaction.
+//! The audit log: one row per moderation action, written in the action's transaction.
+//!
+//! This module owns the `audit_log` table: feature modules write through [`record`],
+//! the admin API reads through [`list`].
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
