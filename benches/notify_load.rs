@@ -27,7 +27,7 @@ mod api;
 #[path = "support/ws.rs"]
 mod ws;
 use api::Api;
-use ws::{connect, env, env_str};
+use ws::{Pair, connect, env, env_str, percentile};
 
 /// Message id → microseconds since the epoch, for responses and for notification frames.
 #[derive(Default)]
@@ -35,14 +35,6 @@ struct Times {
     responded: HashMap<String, u64>,
     notified: HashMap<String, u64>,
     duplicates: u64,
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at] as f64 / 1000.0
 }
 
 #[tokio::main]
@@ -67,18 +59,12 @@ async fn main() {
     let mut threads = Vec::new();
     let mut clients = Vec::new();
     for i in 0..pairs {
-        let (worker_id, worker) = api2
-            .user(&format!("{tag}-w{i}@example.com"), "worker")
-            .await;
-        let (_, client) = api.user(&format!("{tag}-c{i}@example.com"), "client").await;
-        let thread = api
-            .post(
-                "/api/v1/threads",
-                Some(&client),
-                json!({ "worker_id": worker_id }),
-            )
-            .await;
-        threads.push(thread["id"].as_str().expect("thread").to_owned());
+        let Pair {
+            worker,
+            client,
+            thread,
+        } = Pair::register(&api, &api2, &tag, i).await;
+        threads.push(thread);
         clients.push(client);
         let mut socket = connect(&api2.base, &worker).await;
         let times = times.clone();

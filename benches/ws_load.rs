@@ -28,7 +28,7 @@ mod api;
 #[path = "support/ws.rs"]
 mod ws;
 use api::Api;
-use ws::{Socket, connect, env, env_str};
+use ws::{Pair, Socket, connect, env, env_str, percentile};
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -126,14 +126,6 @@ fn spawn_reader(
     });
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at] as f64 / 1000.0
-}
-
 /// Clients through `api`, workers through `api2` (possibly another instance).
 async fn load(api: &Api, api2: &Api) {
     let (base, base2) = (api.base.as_str(), api2.base.as_str());
@@ -152,18 +144,12 @@ async fn load(api: &Api, api2: &Api) {
     let mut threads = Vec::new();
     let mut keepers = Vec::new();
     for i in 0..pairs {
-        let (worker_id, worker) = api2
-            .user(&format!("{tag}-w{i}@example.com"), "worker")
-            .await;
-        let (_, client) = api.user(&format!("{tag}-c{i}@example.com"), "client").await;
-        let thread = api
-            .post(
-                "/api/v1/threads",
-                Some(&client),
-                json!({ "worker_id": worker_id }),
-            )
-            .await;
-        threads.push(thread["id"].as_str().expect("thread").to_owned());
+        let Pair {
+            worker,
+            client,
+            thread,
+        } = Pair::register(api, api2, &tag, i).await;
+        threads.push(thread);
         let (client_sink, client_stream) = connect(base, &client).await.split();
         let (worker_sink, worker_stream) = connect(base2, &worker).await.split();
         spawn_reader(client_stream, 2 * i, epoch, tally.clone());
