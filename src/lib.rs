@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod core;
 pub mod db;
 pub mod error;
@@ -59,6 +60,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     let routes = Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/docs", docs)
+        .nest("/admin", console::routes())
         .nest("/", api)
         .boxed();
     let admitted = Admission::new(state, routes);
@@ -76,5 +78,4 @@ fn security_headers() -> SetHeader {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         )
-        .overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"))
 }

@@ -6,6 +6,7 @@ use diesel_async::pooled_connection::deadpool::PoolError;
 
 use crate::{
     config::Settings,
+    console::session::ConsoleKeys,
     core::{
         jwt::TokenKeys,
         limiter::RateLimits,
@@ -32,6 +33,8 @@ pub struct Inner {
     pub redis: RedisPool,
     pub tokens: TokenKeys,
     pub cursors: Cursors,
+    /// The admin console's cookie seals and CSRF tokens.
+    pub console_keys: ConsoleKeys,
     pub passwords: Passwords,
     pub revocations: Revocations,
     pub limits: RateLimits,
@@ -75,6 +78,7 @@ impl AppState {
             hub,
             tokens: TokenKeys::new(&secret, settings.access_token_ttl),
             cursors: Cursors::new(&secret),
+            console_keys: ConsoleKeys::new(&secret),
             passwords: Passwords::new(),
             limits: RateLimits::new(&settings),
             uploads: Arc::new(LocalStore::new(&settings.upload_dir)),

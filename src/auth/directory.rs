@@ -2,6 +2,8 @@
 //!
 //! `auth` owns the `users` table, so these queries live here; `admin` calls them.
 
+use std::collections::HashMap;
+
 use diesel::{dsl::count_star, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -10,17 +12,15 @@ use crate::{
     core::{
         ids::UserId,
         pagination::{self, Page},
+        validate::substring_pattern,
     },
     db::{
         enums::{UserRole, UserStatus},
         schema::users,
     },
-    error::{AppError, FieldError},
+    error::AppError,
     state::AppState,
 };
-
-/// Longest `q` accepted, in characters.
-const MAX_QUERY_CHARS: usize = 100;
 
 /// What `GET /admin/users` filters on; every field is optional.
 #[derive(Debug, Default)]
@@ -29,32 +29,6 @@ pub struct UserFilter<'a> {
     pub status: Option<UserStatus>,
     /// A case-insensitive substring of the email or the full name.
     pub q: Option<&'a str>,
-}
-
-/// A `q` as an `ILIKE` pattern matching it literally anywhere: `%`, `_` and the escape
-/// character `\` (PostgreSQL's default) are escaped. Blank is no filter; over 100
-/// characters or a NUL is a 422.
-fn substring_pattern(q: &str) -> Result<Option<String>, FieldError> {
-    let q = q.trim();
-    if q.chars().count() > MAX_QUERY_CHARS || q.contains('\0') {
-        return Err(FieldError::new(
-            "q",
-            "must be at most 100 characters, without NUL",
-        ));
-    }
-    if q.is_empty() {
-        return Ok(None);
-    }
-    let mut pattern = String::with_capacity(q.len() + 2);
-    pattern.push('%');
-    for c in q.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    Ok(Some(pattern))
 }
 
 /// Users matching `filter`, newest first, keyset on the (time-ordered) id.
@@ -68,7 +42,11 @@ pub async fn search(
     cursor: Option<&str>,
 ) -> Result<Page<User>, AppError> {
     let limit = pagination::limit(limit)?;
-    let pattern = filter.q.map(substring_pattern).transpose()?.flatten();
+    let pattern = filter
+        .q
+        .map(|q| substring_pattern("q", q))
+        .transpose()?
+        .flatten();
     let after: Option<UserId> = state.cursors.decode_opt(cursor)?;
     let mut query = users::table
         .order(users::id.desc())
@@ -104,23 +82,34 @@ pub async fn count_by_role(conn: &mut AsyncPgConnection) -> Result<Vec<(UserRole
         .await?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One user by id, as the API shows users (404 when there is none).
+pub async fn find(state: &AppState, id: UserId) -> Result<User, AppError> {
+    let mut conn = state.conn().await?;
+    let row: UserRow = users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(&mut conn)
+        .await?;
+    Ok(row.into())
+}
 
-    #[test]
-    fn patterns_match_literally() {
-        assert_eq!(substring_pattern("  ").expect("blank"), None);
-        assert_eq!(
-            substring_pattern(" Ann ").expect("plain").as_deref(),
-            Some("%Ann%")
-        );
-        assert_eq!(
-            substring_pattern(r"50%_a\b").expect("wildcards").as_deref(),
-            Some(r"%50\%\_a\\b%")
-        );
-        assert!(substring_pattern("a\0b").is_err());
-        assert!(substring_pattern(&"é".repeat(100)).is_ok());
-        assert!(substring_pattern(&"é".repeat(101)).is_err());
+/// The emails of `ids` (unknown ids are absent), in one query: how lists of rows that
+/// point at users (submissions, listings, audit entries) name them for a person.
+pub async fn emails(
+    state: &AppState,
+    ids: impl IntoIterator<Item = UserId>,
+) -> Result<HashMap<UserId, String>, AppError> {
+    let mut ids: Vec<UserId> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
     }
+    let mut conn = state.conn().await?;
+    let rows: Vec<(UserId, String)> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::email))
+        .load(&mut conn)
+        .await?;
+    Ok(rows.into_iter().collect())
 }

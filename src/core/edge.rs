@@ -110,6 +110,10 @@ impl<E: Endpoint<Output = Response>> Endpoint for Edge<E> {
         headers
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
+        // Nothing is framed, but what says so itself (the console's document frame).
+        headers
+            .entry(header::X_FRAME_OPTIONS)
+            .or_insert(HeaderValue::from_static("DENY"));
         Ok(response)
     }
 }

@@ -54,9 +54,56 @@ pub fn all_valid(checks: impl IntoIterator<Item = Option<FieldError>>) -> Result
     }
 }
 
+/// Longest substring query accepted, in characters.
+const MAX_QUERY_CHARS: usize = 100;
+
+/// A search text `q` (sent as `field`) as an `ILIKE` pattern matching it literally
+/// anywhere: `%`, `_` and the escape character `\` (PostgreSQL's default) are escaped.
+/// Blank is no filter; over 100 characters or a NUL is a 422.
+pub fn substring_pattern(field: &str, q: &str) -> Result<Option<String>, FieldError> {
+    let q = q.trim();
+    if q.chars().count() > MAX_QUERY_CHARS || q.contains('\0') {
+        return Err(FieldError::new(
+            field,
+            "must be at most 100 characters, without NUL",
+        ));
+    }
+    if q.is_empty() {
+        return Ok(None);
+    }
+    let mut pattern = String::with_capacity(q.len() + 2);
+    pattern.push('%');
+    for c in q.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Ok(Some(pattern))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_match_literally() {
+        assert_eq!(substring_pattern("q", "  ").expect("blank"), None);
+        assert_eq!(
+            substring_pattern("q", " Ann ").expect("plain").as_deref(),
+            Some("%Ann%")
+        );
+        assert_eq!(
+            substring_pattern("q", r"50%_a\b")
+                .expect("wildcards")
+                .as_deref(),
+            Some(r"%50\%\_a\\b%")
+        );
+        assert!(substring_pattern("q", "a\0b").is_err());
+        assert!(substring_pattern("q", &"é".repeat(100)).is_ok());
+        assert!(substring_pattern("q", &"é".repeat(101)).is_err());
+    }
 
     #[test]
     fn trims_and_counts_characters() {

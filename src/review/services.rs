@@ -262,3 +262,37 @@ pub async fn for_worker(
     let rows = query.load(&mut conn).await?;
     pagination::paginate(&state.cursors, rows, limit, |r| r.id, |r| r)
 }
+
+/// A review with its moderation state, as admins see it.
+#[derive(Debug, poem_openapi::Object)]
+pub struct Moderated {
+    pub review: Review,
+    /// Hidden by an admin: out of public lists and ratings.
+    pub hidden: bool,
+}
+
+/// Every review, hidden ones included, newest first: what admins moderate.
+pub async fn for_moderation(
+    state: &AppState,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<Moderated>, AppError> {
+    let limit = pagination::limit(limit)?;
+    let after: Option<ReviewId> = state.cursors.decode_opt(cursor)?;
+    let mut query = reviews::table
+        .order(reviews::id.desc())
+        .limit(limit + 1)
+        .select((Review::as_select(), reviews::hidden))
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(reviews::id.lt(after));
+    }
+    let rows: Vec<(Review, bool)> = query.load(&mut state.conn().await?).await?;
+    pagination::paginate(
+        &state.cursors,
+        rows,
+        limit,
+        |(review, _)| review.id,
+        |(review, hidden)| Moderated { review, hidden },
+    )
+}

@@ -228,6 +228,55 @@ pub async fn list_own(
     pagination::paginate(&state.cursors, rows, limit, |r| r.id, Service::from)
 }
 
+/// What an admin looks for among listings; every field is optional.
+#[derive(Debug, Default)]
+pub struct ListingFilter<'a> {
+    /// A case-insensitive substring of the title, or a listing's or worker's exact id.
+    pub q: Option<&'a str>,
+    /// `active` or `hidden`; deleted listings are gone and never listed.
+    pub status: Option<ServiceStatus>,
+}
+
+/// Listings for moderation, newest first, whatever their public visibility (an admin
+/// must find hidden ones to unhide them). A title substring cannot use an index: this
+/// reads the table, which suits an admin's occasional search, not a public one.
+pub async fn moderation_list(
+    state: &AppState,
+    filter: ListingFilter<'_>,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<Service>, AppError> {
+    let limit = pagination::limit(limit)?;
+    let q = filter.q.unwrap_or_default();
+    let exact_id = uuid::Uuid::parse_str(q.trim()).ok();
+    let pattern = crate::core::validate::substring_pattern("q", q)?;
+    let after: Option<ServiceId> = state.cursors.decode_opt(cursor)?;
+    let mut query = services::table
+        .filter(services::status.ne(ServiceStatus::Deleted))
+        .order(services::id.desc())
+        .limit(limit + 1)
+        .select(ServiceRow::as_select())
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(services::status.eq(status));
+    }
+    query = match (exact_id, pattern) {
+        (Some(id), _) => query.filter(
+            services::id
+                .eq(ServiceId(id))
+                .or(services::worker_id.eq(UserId(id))),
+        ),
+        (None, Some(pattern)) => query.filter(services::title.ilike(pattern)),
+        (None, None) => query,
+    };
+    if let Some(after) = after {
+        query = query.filter(services::id.lt(after));
+    }
+    let mut conn = state.conn().await?;
+    let rows = query.load(&mut conn).await?;
+    pagination::paginate(&state.cursors, rows, limit, |r| r.id, Service::from)
+}
+
 /// Admin moderation: hide an active listing or unhide a hidden one (idempotent),
 /// with an audit row. Deleted listings are gone (404).
 pub async fn set_hidden(

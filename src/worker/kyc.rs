@@ -438,6 +438,29 @@ pub async fn file(state: &AppState, caller: CurrentUser, id: KycId) -> Result<Do
     })
 }
 
+/// A submission as an admin judges it: with its worker's current `kyc_status`, so a
+/// reviewer sees when rejecting would take an existing approval away.
+pub struct ForReview {
+    pub submission: KycSubmission,
+    pub worker_status: KycStatus,
+}
+
+/// One submission, any status, with its worker's status (admins only: the caller
+/// checked the role).
+pub async fn for_review(state: &AppState, id: KycId) -> Result<ForReview, AppError> {
+    let mut conn = state.conn().await?;
+    let (row, worker_status): (KycRow, KycStatus) = kyc_submissions::table
+        .inner_join(workers::table)
+        .filter(kyc_submissions::id.eq(id))
+        .select((KycRow::as_select(), workers::kyc_status))
+        .first(&mut conn)
+        .await?;
+    Ok(ForReview {
+        submission: row.into(),
+        worker_status,
+    })
+}
+
 /// Approves or rejects a pending submission, updates the worker's status and writes
 /// the audit row, in one transaction. Not pending → 409 `kyc_not_pending`.
 pub async fn decide(

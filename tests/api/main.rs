@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod catalog;
 mod cli;
+mod console;
 mod events;
 mod foundation;
 mod jobs;
