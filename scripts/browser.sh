@@ -27,8 +27,9 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# The test build's binary, not a release build.
-cargo build --bin marketplace
+# The debug binary of the test build (scripts/test.sh built it for the CLI tests, so
+# after it this is a no-op), not a release build.
+cargo build --profile test --bin marketplace
 BIN=target/debug/marketplace
 
 RUN="browser_$$"

@@ -60,6 +60,7 @@ fn layout(title: &str, admin: Option<(&ConsoleAdmin, Section)>, body: Markup) ->
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · marketplace console" }
                 link rel="stylesheet" href="/admin/assets/console.css";
+                link rel="icon" href="/admin/assets/favicon.svg" type="image/svg+xml";
             }
             body {
                 header.top {
@@ -229,7 +230,7 @@ pub fn kyc_queue(
                     tbody {
                         @for s in &page.items {
                             tr {
-                                td { (time(s.created_at)) }
+                                td.when { (time(s.created_at)) }
                                 td { (email_of(emails, s.worker_id)) }
                                 td { (document_type(s)) }
                                 td { (s.content_type) ", " (s.size_bytes / 1024) " KiB" }
@@ -265,6 +266,11 @@ pub fn kyc_review(admin: &ConsoleAdmin, review: &ForReview, worker: &User) -> Ma
             div.document {
                 @if s.content_type == "application/pdf" {
                     iframe src=(document) title="The submitted document" sandbox="" {}
+                    p.hint {
+                        "PDFs are shown in a sandboxed frame, where some browsers (headless "
+                        "Chromium among them) run no PDF viewer. If the frame stays empty, "
+                        "download the file."
+                    }
                 } @else {
                     img src=(document) alt="The submitted document";
                 }
@@ -339,7 +345,7 @@ pub fn users(admin: &ConsoleAdmin, page: &Page<User>, filters: &UserFilters<'_>)
                                 td { (user.full_name) }
                                 td { (user.role.as_str()) }
                                 td { span class={ "badge " (user.status.as_str()) } { (user.status.as_str()) } }
-                                td { (time(user.created_at)) }
+                                td.when { (time(user.created_at)) }
                                 td {
                                     @if user.id == admin.user.id {
                                         span.hint { "you" }
@@ -431,7 +437,7 @@ pub fn reviews(
                         @for m in &page.items {
                             @let r = &m.review;
                             tr {
-                                td { (time(r.created_at)) }
+                                td.when { (time(r.created_at)) }
                                 td { (r.rating) " / 5" }
                                 td.comment { (r.comment) }
                                 td { (email_of(emails, r.client_id)) " → " (email_of(emails, r.worker_id)) }
@@ -470,10 +476,17 @@ pub fn audit(
                     tbody {
                         @for entry in &page.items {
                             tr {
-                                td { (time(entry.at)) }
+                                td.when { (time(entry.at)) }
                                 td { (email_of(emails, entry.actor_id)) }
                                 td { (entry.action.as_str()) }
-                                td { (entry.target_type) " " code { (entry.target_id) } }
+                                td {
+                                    (entry.target_type) " "
+                                    @if entry.target_type == "kyc_submission" {
+                                        a href={ "/admin/kyc/" (entry.target_id) } { code { (entry.target_id) } }
+                                    } @else {
+                                        code { (entry.target_id) }
+                                    }
+                                }
                                 td { (entry.reason.as_deref().unwrap_or("")) }
                             }
                         }

@@ -37,8 +37,9 @@ use crate::{
     worker::kyc,
 };
 
-/// The stylesheet, compiled in: nothing is loaded from anywhere else.
+/// The stylesheet and icon, compiled in: nothing is loaded from anywhere else.
 const STYLESHEET: &str = include_str!("console.css");
+const ICON: &str = include_str!("favicon.svg");
 
 pub fn route() -> Route {
     Route::new()
@@ -46,6 +47,7 @@ pub fn route() -> Route {
         .at("/login", get(login_form).post(login))
         .at("/logout", post(logout))
         .at("/assets/console.css", get(stylesheet))
+        .at("/assets/favicon.svg", get(icon))
         .at("/kyc", get(kyc_queue))
         .at("/kyc/:id", get(kyc_review))
         .at("/kyc/:id/document", get(kyc_document))
@@ -120,6 +122,11 @@ fn choice<T: Copy>(
 #[handler]
 fn stylesheet() -> impl IntoResponse {
     STYLESHEET.with_content_type("text/css; charset=utf-8")
+}
+
+#[handler]
+fn icon() -> impl IntoResponse {
+    ICON.with_content_type("image/svg+xml")
 }
 
 #[derive(Deserialize)]
