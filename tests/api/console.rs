@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use reqwest::{Method, StatusCode, redirect::Policy};
 use serde_json::json;
 
-use crate::common::{PASSWORD, Reply, TestApp};
+use crate::common::{PASSWORD, Reply, TestApp, tomorrow_at};
 
 /// A browser without JavaScript: keeps the console's cookies, follows no redirect.
 struct Browser<'a> {
@@ -495,4 +495,53 @@ async fn listings_are_found_and_hidden_and_filters_are_checked() {
             .body
             .contains("role: is not one of the listed values")
     );
+}
+
+#[tokio::test]
+async fn reviews_are_shown_escaped_and_hidden_from_their_page() {
+    let w = crate::jobs::world_with(&[]).await;
+    let job = w.book_at(&tomorrow_at(10)).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for action in ["accept", "start", "complete"] {
+        let reply = w.act(&w.worker, &job, action, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let posted = w
+        .app
+        .post(
+            &format!("/api/v1/jobs/{job}/review"),
+            Some(&w.client.access),
+            json!({"rating": 1, "comment": "<b>rude</b> and late"}),
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.body);
+    let review = posted.json["id"].as_str().expect("id");
+    let mut browser = Browser::new(&w.app);
+    browser.sign_in("jobs-admin@example.com", PASSWORD).await;
+
+    let page = browser.get("/admin/reviews").await;
+    assert!(
+        page.body.contains("&lt;b&gt;rude&lt;/b&gt; and late"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<b>rude</b>"), "user text is escaped");
+    let token = csrf_of(&page.body);
+    let hidden = browser
+        .post(
+            &format!("/admin/reviews/{review}/hide"),
+            &[("reason", "abusive"), ("csrf", &token)],
+        )
+        .await;
+    assert_eq!(location(&hidden), "/admin/reviews");
+    let page = browser.get("/admin/reviews").await;
+    assert!(page.body.contains("Hid a 1-star review"), "{}", page.body);
+    assert!(!page.body.contains(&format!("/admin/reviews/{review}/hide")));
+    let public = w
+        .app
+        .get(&format!("/api/v1/workers/{}/reviews", w.worker_id), None)
+        .await;
+    assert_eq!(public.json["items"], json!([]));
 }
