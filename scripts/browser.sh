@@ -4,24 +4,24 @@
 # chromium driven by playwright-core (tests/browser/console.mjs). Screenshots of each
 # page land in target/browser-screenshots/.
 #
-# Installs what it needs when missing: the `chromium` Debian package and the pinned
+# Installs what it needs when missing: the `chromium` Debian package (and node, npm,
+# curl, which the machine normally has) and the pinned
 # npm packages of tests/browser (package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf 'browser: %s\n' "$*"; }
 
-if ! command -v chromium >/dev/null; then
-  log "installing chromium"
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+command -v curl >/dev/null || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq chromium >/dev/null
-fi
-if ! command -v node >/dev/null; then
-  log "installing nodejs and npm"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq nodejs npm >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)

@@ -14,7 +14,7 @@ use crate::{
     audit::AuditEntry,
     auth::schemas::User,
     console::session::{ConsoleAdmin, Notice},
-    core::{ids::UserId, pagination::Page},
+    core::{ids::UserId, pagination::Page, upload::FileKind},
     db::enums::{KycDecision, KycStatus, ServiceStatus, UserRole, UserStatus},
     review::services::Moderated,
     service::schemas::Service,
@@ -264,7 +264,7 @@ pub fn kyc_review(admin: &ConsoleAdmin, review: &ForReview, worker: &User) -> Ma
                 }
             }
             div.document {
-                @if s.content_type == "application/pdf" {
+                @if FileKind::from_content_type(&s.content_type) == Some(FileKind::Pdf) {
                     iframe src=(document) title="The submitted document" sandbox="" {}
                     p.hint {
                         "PDFs are shown in a sandboxed frame, where some browsers (headless "
