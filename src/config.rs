@@ -9,6 +9,8 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 use ipnet::IpNet;
 use url::Url;
 
+use crate::core::logging::LogFormat;
+
 /// The development key earlier versions signed tokens with when `JWT_SECRET` was unset.
 /// It is public (it was in the source), so anyone could forge tokens with it: refused.
 const PUBLISHED_DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
@@ -59,7 +61,12 @@ pub struct Settings {
     pub upload_dir: String,
     pub upload_max_bytes: u64,
     pub log_dir: String,
+    /// The tracing filter: `RUST_LOG` when set (the usual override), else `LOG_LEVEL`.
     pub log_level: String,
+    /// Daily log files kept in `log_dir`.
+    pub log_max_files: usize,
+    /// How lines are written to stdout.
+    pub log_format: LogFormat,
     /// Sustained requests per second allowed per client IP on every route.
     pub rate_limit_per_sec: u32,
     /// Extra requests a client IP may fire at once on top of the sustained rate.
@@ -208,16 +215,29 @@ impl Settings {
             upload_dir: env.non_empty("UPLOAD_DIR", "uploads")?,
             upload_max_bytes: env.positive("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)?,
             log_dir: env.non_empty("LOG_DIR", "logs")?,
-            log_level: env.parse(
-                "LOG_LEVEL",
-                "info",
-                "a tracing filter such as info or marketplace=debug,info",
-                |v| {
-                    tracing_subscriber::EnvFilter::try_new(v)
-                        .ok()
-                        .map(|_| v.to_owned())
-                },
-            )?,
+            log_level: {
+                let key = if env.get("RUST_LOG").is_some_and(|v| !v.is_empty()) {
+                    "RUST_LOG"
+                } else {
+                    "LOG_LEVEL"
+                };
+                env.parse(
+                    key,
+                    "info",
+                    "a tracing filter such as info or marketplace=debug,info",
+                    |v| {
+                        tracing_subscriber::EnvFilter::try_new(v)
+                            .ok()
+                            .map(|_| v.to_owned())
+                    },
+                )?
+            },
+            log_max_files: env.positive("LOG_MAX_FILES", 14)?,
+            log_format: env.parse("LOG_FORMAT", "text", "text or json", |v| match v {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => None,
+            })?,
             rate_limit_per_sec: env.positive("RATE_LIMIT_PER_SEC", 50)?,
             rate_limit_burst: env.positive("RATE_LIMIT_BURST", 100)?,
             rate_limit_login_per_min: env.positive("RATE_LIMIT_LOGIN_PER_MIN", 10)?,
@@ -483,6 +503,27 @@ mod tests {
             assert_eq!(err.key, "JWT_SECRET");
         }
         assert!(settings(&[]).expect("defaults").jwt_secret.is_none());
+    }
+
+    #[test]
+    fn rust_log_overrides_log_level() {
+        let s = settings(&[("LOG_LEVEL", "warn"), ("RUST_LOG", "marketplace=trace")])
+            .expect("valid");
+        assert_eq!(s.log_level, "marketplace=trace");
+        assert_eq!(settings(&[("LOG_LEVEL", "warn")]).expect("valid").log_level, "warn");
+        let err = settings(&[("LOG_LEVEL", "warn"), ("RUST_LOG", "marketplace=loud")]).expect_err("bad");
+        assert_eq!(err.key, "RUST_LOG");
+    }
+
+    #[test]
+    fn log_retention_and_format_are_parsed() {
+        let s = settings(&[]).expect("defaults");
+        assert_eq!((s.log_max_files, s.log_format), (14, LogFormat::Text));
+        let s = settings(&[("LOG_MAX_FILES", "3"), ("LOG_FORMAT", "json")]).expect("valid");
+        assert_eq!((s.log_max_files, s.log_format), (3, LogFormat::Json));
+        for (key, value) in [("LOG_MAX_FILES", "0"), ("LOG_FORMAT", "xml")] {
+            assert_eq!(settings(&[(key, value)]).expect_err(key).key, key);
+        }
     }
 
     #[test]

@@ -108,7 +108,8 @@ fn init_logging() {
         logging::init(&LogTargets {
             level: "marketplace=debug,poem=debug,info",
             dir: LOG_DIR,
-            stdout: false,
+            max_files: 2,
+            stdout: None,
         })
         .ok()
     });
