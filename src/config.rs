@@ -9,7 +9,7 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 use ipnet::IpNet;
 use url::Url;
 
-use crate::core::logging::LogFormat;
+use crate::{core::logging::LogFormat, db::tls::PgTls};
 
 /// The development key earlier versions signed tokens with when `JWT_SECRET` was unset.
 /// It is public (it was in the source), so anyone could forge tokens with it: refused.
@@ -47,8 +47,14 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub app_env: AppEnv,
+    /// Without `sslmode`/`sslrootcert`: those are in `database_tls`.
     pub database_url: Url,
+    /// TLS to PostgreSQL, from `DATABASE_URL`'s `sslmode` and `sslrootcert`.
+    pub database_tls: PgTls,
     pub redis_url: Url,
+    /// PEM file of the CA(s) a `rediss://` server is verified against (`REDIS_CA_CERT`);
+    /// `None`: the system's roots.
+    pub redis_ca_cert: Option<std::path::PathBuf>,
     /// Prepended to every Redis key, so deployments (and tests) can share one Redis.
     pub redis_prefix: String,
     pub bind: SocketAddr,
@@ -184,20 +190,37 @@ impl Settings {
             _ => None,
         };
 
+        let mut database_url = env.url(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/marketplace",
+            &["postgres", "postgresql"],
+            "postgres://user[:password]@host[:port]/database",
+        )?;
+        let database_tls = PgTls::take_from(&mut database_url)
+            .map_err(|expected| env.error("DATABASE_URL", expected))?;
+
+        let redis_url = env.url(
+            "REDIS_URL",
+            "redis://127.0.0.1:6379/0",
+            &["redis", "rediss"],
+            "redis://host[:port][/db], or rediss:// for TLS",
+        )?;
+
         Ok(Self {
             app_env,
-            database_url: env.url(
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/marketplace",
-                &["postgres", "postgresql"],
-                "postgres://user[:password]@host[:port]/database",
-            )?,
-            redis_url: env.url(
-                "REDIS_URL",
-                "redis://127.0.0.1:6379/0",
-                &["redis", "rediss"],
-                "redis://host[:port][/db]",
-            )?,
+            database_url,
+            database_tls,
+            redis_ca_cert: match env.get("REDIS_CA_CERT").filter(|v| !v.is_empty()) {
+                Some(path) if redis_url.scheme() == "rediss" => Some(path.into()),
+                Some(_) => {
+                    return Err(env.error(
+                        "REDIS_CA_CERT",
+                        "to be unset unless REDIS_URL is rediss:// (TLS)",
+                    ));
+                }
+                None => None,
+            },
+            redis_url,
             redis_prefix: env.parse(
                 "REDIS_KEY_PREFIX",
                 "marketplace:",
@@ -437,6 +460,8 @@ mod tests {
             ("UPLOAD_MAX_BYTES", "0"),
             ("DATABASE_URL", "not a url"),
             ("DATABASE_URL", "mysql://localhost/x"),
+            ("DATABASE_URL", "postgres://db/x?sslmode=verify-ca"),
+            ("REDIS_CA_CERT", "/etc/ca.pem"),
             ("REDIS_URL", "http://x"),
             ("DB_POOL_SIZE", "many"),
             ("TRUSTED_PROXIES", "10.0.0.0/8,nope"),
@@ -507,11 +532,15 @@ mod tests {
 
     #[test]
     fn rust_log_overrides_log_level() {
-        let s = settings(&[("LOG_LEVEL", "warn"), ("RUST_LOG", "marketplace=trace")])
-            .expect("valid");
+        let s =
+            settings(&[("LOG_LEVEL", "warn"), ("RUST_LOG", "marketplace=trace")]).expect("valid");
         assert_eq!(s.log_level, "marketplace=trace");
-        assert_eq!(settings(&[("LOG_LEVEL", "warn")]).expect("valid").log_level, "warn");
-        let err = settings(&[("LOG_LEVEL", "warn"), ("RUST_LOG", "marketplace=loud")]).expect_err("bad");
+        assert_eq!(
+            settings(&[("LOG_LEVEL", "warn")]).expect("valid").log_level,
+            "warn"
+        );
+        let err =
+            settings(&[("LOG_LEVEL", "warn"), ("RUST_LOG", "marketplace=loud")]).expect_err("bad");
         assert_eq!(err.key, "RUST_LOG");
     }
 

@@ -254,6 +254,42 @@ mod tests {
         Some(s.parse().expect("ip"))
     }
 
+    /// Resident memory of this process, from /proc (Linux).
+    fn rss_bytes() -> u64 {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096)
+    }
+
+    #[test]
+    fn a_million_client_addresses_are_forgotten_once_idle() {
+        let lookup = |key: &str| match key {
+            "RATE_LIMIT_PER_SEC" => Some("1000".to_owned()),
+            "RATE_LIMIT_BURST" => Some("1".to_owned()),
+            _ => None,
+        };
+        let limits = RateLimits::new(&Settings::from_lookup(lookup).expect("settings"));
+        let before = rss_bytes();
+        for n in 0..1_000_000u32 {
+            // 10.0.0.0 onwards: a million distinct IPv4 clients, one request each.
+            let ip = ClientIp(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n)));
+            assert!(limits.check_request(ip).is_ok());
+        }
+        let flooded = rss_bytes();
+        assert_eq!(limits.tracked_keys(), 1_000_000);
+        // With a 1 ms refill every key is back to a full budget at once: nothing to keep.
+        std::thread::sleep(Duration::from_millis(20));
+        limits.evict_idle();
+        assert_eq!(limits.tracked_keys(), 0);
+        eprintln!(
+            "limiter: RSS {} MiB before, {} MiB with 1,000,000 keys, {} MiB after eviction",
+            before >> 20,
+            flooded >> 20,
+            rss_bytes() >> 20
+        );
+    }
+
     #[test]
     fn untrusted_peers_cannot_spoof() {
         let resolved = ClientIp::resolve(

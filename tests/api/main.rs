@@ -2,6 +2,7 @@
 
 mod common;
 
+mod abuse;
 mod admin;
 mod auth;
 mod catalog;
@@ -16,3 +17,4 @@ mod notifications;
 mod resilience;
 mod revocation;
 mod security;
+mod tls;
