@@ -105,9 +105,22 @@ impl PgConnector {
         let (client, connection) = config
             .connect(tls.clone())
             .await
-            .map_err(|err| ConnectionError::BadConnection(err.to_string()))?;
+            .map_err(|err| ConnectionError::BadConnection(with_causes(&err)))?;
         AsyncPgConnection::try_from_client_and_connection(client, connection).await
     }
+}
+
+/// An error and its causes on one line: tokio-postgres says only "error performing TLS
+/// handshake", the reason (an unknown issuer, a wrong host name) is in its source.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The CAs `verify-full` trusts: those in the `sslrootcert` PEM file, or the system's.
