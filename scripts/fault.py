@@ -396,7 +396,7 @@ def case_postgres(pg, a, client_token, worker_id, service_id):
 async def chat(base_of, token, thread_id, tag, deadline, kill_at, survivor, log):
     """Sends messages over a socket until `deadline`; on a broken socket reconnects to
     `survivor`, resends the unacknowledged ones (same client_msg_id), re-syncs history."""
-    acked, pending, seen = set(), {}, set()
+    acked, pending, seen, errors = set(), {}, set(), []
     base = base_of
     reconnect_s = None
     n = 0
@@ -422,7 +422,8 @@ async def chat(base_of, token, thread_id, tag, deadline, kill_at, survivor, log)
                     pending[cid] = f"{tag} says {n}"
                     await ws.send(json.dumps({"type": "send", "thread_id": thread_id,
                                               "body": pending[cid], "client_msg_id": cid}))
-                    next_send = now + 0.03
+                    # 14 frames/s: under the per-socket frame limit (20/s).
+                    next_send = now + 0.07
                 try:
                     frame = json.loads(await asyncio.wait_for(ws.recv(), 0.03))
                 except asyncio.TimeoutError:
@@ -432,6 +433,8 @@ async def chat(base_of, token, thread_id, tag, deadline, kill_at, survivor, log)
                     pending.pop(frame["client_msg_id"], None)
                 elif frame.get("type") == "message":
                     seen.add(frame["message"].get("client_msg_id"))
+                elif frame.get("type") == "error":
+                    errors.append(frame.get("code"))
             # Stop sending; wait (briefly) for the acks of what is still in flight.
             drain_until = time.monotonic() + 3
             while pending and time.monotonic() < drain_until:
@@ -460,7 +463,7 @@ async def chat(base_of, token, thread_id, tag, deadline, kill_at, survivor, log)
                                   f"/api/v1/threads/{thread_id}/messages?limit=50&before={before}",
                                   token=token)
     log[tag] = {"acked": acked, "pending": pending, "seen": seen, "history": history,
-                "reconnect_s": reconnect_s}
+                "reconnect_s": reconnect_s, "errors": errors}
 
 
 def case_sigkill(pg, a, b, client_token, worker_token, worker_id):
@@ -495,7 +498,9 @@ def case_sigkill(pg, a, b, client_token, worker_token, worker_id):
     report("one of two instances SIGKILLed during chat", ok,
            f"{len(acked)} messages acked ({len(log['client']['acked'])} via the killed instance "
            f"and its survivor), {missing} missing, {duplicated} stored twice, {unresolved} "
-           f"never acked at the end, {unseen} not in the other side's re-synced history; the "
+           f"never acked at the end (error frames: "
+           f"{statuses(log['client']['errors'] + log['worker']['errors'])}), {unseen} not in "
+           f"the other side's re-synced history; the "
            f"client reconnected to the survivor "
            f"{reconnect if reconnect is None else round(reconnect, 2)} s after the kill")
 
