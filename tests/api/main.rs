@@ -12,6 +12,7 @@ mod foundation;
 mod jobs;
 mod kyc;
 mod limits;
+mod logging;
 mod messaging;
 mod notifications;
 mod resilience;
