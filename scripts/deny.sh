@@ -14,7 +14,7 @@ else
   db=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/ 2>/dev/null | head -n 1 || true)
   if [ -n "$db" ]; then
     echo "deny: advisory database not reachable; using the copy of $(git -C "$db" log -1 --format=%cs 2>/dev/null || echo 'unknown date')"
-    cargo deny --locked check --disable-fetch
+    cargo deny --locked --offline check
   else
     echo "deny: WARNING advisory database not reachable and no local copy: advisories NOT checked"
     cargo deny --locked check bans licenses sources
