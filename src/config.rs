@@ -9,6 +9,8 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 use ipnet::IpNet;
 use url::Url;
 
+use crate::{core::logging::LogFormat, db::tls::PgTls};
+
 /// The development key earlier versions signed tokens with when `JWT_SECRET` was unset.
 /// It is public (it was in the source), so anyone could forge tokens with it: refused.
 const PUBLISHED_DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
@@ -45,8 +47,14 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub app_env: AppEnv,
+    /// Without `sslmode`/`sslrootcert`: those are in `database_tls`.
     pub database_url: Url,
+    /// TLS to PostgreSQL, from `DATABASE_URL`'s `sslmode` and `sslrootcert`.
+    pub database_tls: PgTls,
     pub redis_url: Url,
+    /// PEM file of the CA(s) a `rediss://` server is verified against (`REDIS_CA_CERT`);
+    /// `None`: the system's roots.
+    pub redis_ca_cert: Option<std::path::PathBuf>,
     /// Prepended to every Redis key, so deployments (and tests) can share one Redis.
     pub redis_prefix: String,
     pub bind: SocketAddr,
@@ -59,7 +67,12 @@ pub struct Settings {
     pub upload_dir: String,
     pub upload_max_bytes: u64,
     pub log_dir: String,
+    /// The tracing filter: `RUST_LOG` when set (the usual override), else `LOG_LEVEL`.
     pub log_level: String,
+    /// Daily log files kept in `log_dir`.
+    pub log_max_files: usize,
+    /// How lines are written to stdout.
+    pub log_format: LogFormat,
     /// Sustained requests per second allowed per client IP on every route.
     pub rate_limit_per_sec: u32,
     /// Extra requests a client IP may fire at once on top of the sustained rate.
@@ -177,20 +190,37 @@ impl Settings {
             _ => None,
         };
 
+        let mut database_url = env.url(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/marketplace",
+            &["postgres", "postgresql"],
+            "postgres://user[:password]@host[:port]/database",
+        )?;
+        let database_tls = PgTls::take_from(&mut database_url)
+            .map_err(|expected| env.error("DATABASE_URL", expected))?;
+
+        let redis_url = env.url(
+            "REDIS_URL",
+            "redis://127.0.0.1:6379/0",
+            &["redis", "rediss"],
+            "redis://host[:port][/db], or rediss:// for TLS",
+        )?;
+
         Ok(Self {
             app_env,
-            database_url: env.url(
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/marketplace",
-                &["postgres", "postgresql"],
-                "postgres://user[:password]@host[:port]/database",
-            )?,
-            redis_url: env.url(
-                "REDIS_URL",
-                "redis://127.0.0.1:6379/0",
-                &["redis", "rediss"],
-                "redis://host[:port][/db]",
-            )?,
+            database_url,
+            database_tls,
+            redis_ca_cert: match env.get("REDIS_CA_CERT").filter(|v| !v.is_empty()) {
+                Some(path) if redis_url.scheme() == "rediss" => Some(path.into()),
+                Some(_) => {
+                    return Err(env.error(
+                        "REDIS_CA_CERT",
+                        "to be unset unless REDIS_URL is rediss:// (TLS)",
+                    ));
+                }
+                None => None,
+            },
+            redis_url,
             redis_prefix: env.parse(
                 "REDIS_KEY_PREFIX",
                 "marketplace:",
@@ -208,16 +238,29 @@ impl Settings {
             upload_dir: env.non_empty("UPLOAD_DIR", "uploads")?,
             upload_max_bytes: env.positive("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)?,
             log_dir: env.non_empty("LOG_DIR", "logs")?,
-            log_level: env.parse(
-                "LOG_LEVEL",
-                "info",
-                "a tracing filter such as info or marketplace=debug,info",
-                |v| {
-                    tracing_subscriber::EnvFilter::try_new(v)
-                        .ok()
-                        .map(|_| v.to_owned())
-                },
-            )?,
+            log_level: {
+                let key = if env.get("RUST_LOG").is_some_and(|v| !v.is_empty()) {
+                    "RUST_LOG"
+                } else {
+                    "LOG_LEVEL"
+                };
+                env.parse(
+                    key,
+                    "info",
+                    "a tracing filter such as info or marketplace=debug,info",
+                    |v| {
+                        tracing_subscriber::EnvFilter::try_new(v)
+                            .ok()
+                            .map(|_| v.to_owned())
+                    },
+                )?
+            },
+            log_max_files: env.positive("LOG_MAX_FILES", 14)?,
+            log_format: env.parse("LOG_FORMAT", "text", "text or json", |v| match v {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => None,
+            })?,
             rate_limit_per_sec: env.positive("RATE_LIMIT_PER_SEC", 50)?,
             rate_limit_burst: env.positive("RATE_LIMIT_BURST", 100)?,
             rate_limit_login_per_min: env.positive("RATE_LIMIT_LOGIN_PER_MIN", 10)?,
@@ -417,6 +460,8 @@ mod tests {
             ("UPLOAD_MAX_BYTES", "0"),
             ("DATABASE_URL", "not a url"),
             ("DATABASE_URL", "mysql://localhost/x"),
+            ("DATABASE_URL", "postgres://db/x?sslmode=verify-ca"),
+            ("REDIS_CA_CERT", "/etc/ca.pem"),
             ("REDIS_URL", "http://x"),
             ("DB_POOL_SIZE", "many"),
             ("TRUSTED_PROXIES", "10.0.0.0/8,nope"),
@@ -483,6 +528,31 @@ mod tests {
             assert_eq!(err.key, "JWT_SECRET");
         }
         assert!(settings(&[]).expect("defaults").jwt_secret.is_none());
+    }
+
+    #[test]
+    fn rust_log_overrides_log_level() {
+        let s =
+            settings(&[("LOG_LEVEL", "warn"), ("RUST_LOG", "marketplace=trace")]).expect("valid");
+        assert_eq!(s.log_level, "marketplace=trace");
+        assert_eq!(
+            settings(&[("LOG_LEVEL", "warn")]).expect("valid").log_level,
+            "warn"
+        );
+        let err =
+            settings(&[("LOG_LEVEL", "warn"), ("RUST_LOG", "marketplace=loud")]).expect_err("bad");
+        assert_eq!(err.key, "RUST_LOG");
+    }
+
+    #[test]
+    fn log_retention_and_format_are_parsed() {
+        let s = settings(&[]).expect("defaults");
+        assert_eq!((s.log_max_files, s.log_format), (14, LogFormat::Text));
+        let s = settings(&[("LOG_MAX_FILES", "3"), ("LOG_FORMAT", "json")]).expect("valid");
+        assert_eq!((s.log_max_files, s.log_format), (3, LogFormat::Json));
+        for (key, value) in [("LOG_MAX_FILES", "0"), ("LOG_FORMAT", "xml")] {
+            assert_eq!(settings(&[(key, value)]).expect_err(key).key, key);
+        }
     }
 
     #[test]

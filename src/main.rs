@@ -75,7 +75,8 @@ fn main() -> ExitCode {
     let _log_guard = match logging::init(&LogTargets {
         level: &settings.log_level,
         dir: &settings.log_dir,
-        stdout: true,
+        max_files: settings.log_max_files,
+        stdout: Some(settings.log_format),
     }) {
         Ok(guard) => guard,
         Err(err) => {

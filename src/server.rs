@@ -19,8 +19,8 @@ use crate::{
 
 /// Creates the database when missing and applies pending migrations.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
-    db::ensure_database(&settings.database_url).await?;
-    db::run_migrations(&settings.database_url).await
+    db::ensure_database(&settings.database_url, &settings.database_tls).await?;
+    db::run_migrations(&settings.database_url, &settings.database_tls).await
 }
 
 /// Migrates, then serves until SIGTERM or Ctrl-C; in-flight requests get

@@ -58,8 +58,9 @@ impl AppState {
     pub async fn new(settings: Settings) -> anyhow::Result<Self> {
         let db = db::pool(&settings)?;
         let secret = signing_key::resolve(&settings, &db).await?;
+        let redis_client = redis::client(&settings.redis_url, settings.redis_ca_cert.as_deref())?;
         let redis = redis::pool(
-            &settings.redis_url,
+            redis_client.clone(),
             settings.db_pool_size * 2,
             settings.db_pool_timeout,
         )?;
@@ -70,7 +71,7 @@ impl AppState {
         );
         let hub = Hub::new(
             redis.clone(),
-            &settings.redis_url,
+            redis_client,
             &settings.redis_prefix,
             settings.ws_max_sockets_per_user,
         );

@@ -264,10 +264,8 @@ impl<IO> Guarded<IO> {
                 self.phase = Phase::Idle {
                     since: Instant::now(),
                 };
-                if was_untimed {
-                    if let Some(reader) = self.reader.take() {
-                        reader.wake();
-                    }
+                if was_untimed && let Some(reader) = self.reader.take() {
+                    reader.wake();
                 }
             }
         }

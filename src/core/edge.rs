@@ -173,10 +173,10 @@ impl Endpoint for Admission {
         tracing::Span::current().record("client_ip", tracing::field::display(ip.0));
         req.set_data(ip);
         req.set_data(self.state.clone());
-        if !UNLIMITED.contains(&req.uri().path()) {
-            if let Err(err) = self.state.limits.check_request(ip) {
-                return Ok(into_problem(err.into()));
-            }
+        if !UNLIMITED.contains(&req.uri().path())
+            && let Err(err) = self.state.limits.check_request(ip)
+        {
+            return Ok(into_problem(err.into()));
         }
         if has_body(&req) {
             let body = req.take_body().into_bytes_stream();

@@ -66,12 +66,12 @@ fn is_json(content_type: &str) -> bool {
 
 /// Checks the Content-Type and reads at most [`MAX_JSON_BYTES`].
 async fn read(request: &Request, body: &mut RequestBody) -> Result<bytes::Bytes, AppError> {
-    if let Some(content_type) = request.content_type() {
-        if !is_json(content_type) {
-            return Err(AppError::UnsupportedMediaType(format!(
-                "expected application/json, got {content_type}"
-            )));
-        }
+    if let Some(content_type) = request.content_type()
+        && !is_json(content_type)
+    {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "expected application/json, got {content_type}"
+        )));
     }
     body.take()
         .map_err(|err| AppError::MalformedBody(err.to_string()))?

@@ -88,9 +88,22 @@ pub const BUDGET_FACTOR: u32 = 5;
 /// malformed login is cut, so a key's memory is bounded whatever the client sends.
 const MAX_ACCOUNT_KEY_CHARS: usize = 254;
 
+/// Client addresses the per-request limiter tracks before it evicts idle ones at once
+/// instead of waiting for the periodic sweep ([`EVICTION_INTERVAL`]). A flood of
+/// distinct addresses (an IPv6 attacker has millions of /64s) then holds memory for what
+/// arrived since the last forced eviction, at most a second ago, plus the keys still
+/// refilling: about 70 bytes each, instead of 30 seconds' worth.
+const MAX_REQUEST_KEYS: usize = 100_000;
+/// Forced evictions walk every key: at most one a second.
+const FORCED_EVICTION_GAP: Duration = Duration::from_secs(1);
+
 /// Every limiter of the process.
 pub struct RateLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    /// Above this many `per_ip` keys, a request triggers an eviction.
+    max_request_keys: usize,
+    /// When the last forced eviction ran; `try_lock`ed, so requests never wait on it.
+    forced_eviction: Mutex<Option<std::time::Instant>>,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_by_account_and_ip: DefaultKeyedRateLimiter<(String, IpAddr)>,
     login_by_account: DefaultKeyedRateLimiter<String>,
@@ -115,6 +128,8 @@ impl RateLimits {
         ));
         Self {
             per_ip: DefaultKeyedRateLimiter::keyed(general),
+            max_request_keys: MAX_REQUEST_KEYS,
+            forced_eviction: Mutex::new(None),
             login_by_ip: DefaultKeyedRateLimiter::keyed(soft),
             login_by_account_and_ip: DefaultKeyedRateLimiter::keyed(pair),
             login_by_account: DefaultKeyedRateLimiter::keyed(soft),
@@ -126,7 +141,24 @@ impl RateLimits {
     }
 
     pub fn check_request(&self, ip: ClientIp) -> Result<(), AppError> {
-        verdict(self.per_ip.check_key(&ip.bucket()))
+        let verdict = verdict(self.per_ip.check_key(&ip.bucket()));
+        if self.per_ip.len() > self.max_request_keys {
+            self.force_eviction();
+        }
+        verdict
+    }
+
+    /// Evicts idle request keys now, unless another request is doing it or did less
+    /// than [`FORCED_EVICTION_GAP`] ago.
+    fn force_eviction(&self) {
+        let Ok(mut last) = self.forced_eviction.try_lock() else {
+            return;
+        };
+        if last.is_some_and(|at| at.elapsed() < FORCED_EVICTION_GAP) {
+            return;
+        }
+        self.per_ip.retain_recent();
+        *last = Some(std::time::Instant::now());
     }
 
     /// Password attempts (login, register, password change) against `account` (its
@@ -252,6 +284,77 @@ mod tests {
 
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().expect("ip"))
+    }
+
+    /// Resident memory of this process, from /proc (Linux).
+    fn rss_bytes() -> u64 {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096)
+    }
+
+    #[test]
+    fn a_million_client_addresses_are_forgotten_once_idle() {
+        let lookup = |key: &str| match key {
+            "RATE_LIMIT_PER_SEC" => Some("1000".to_owned()),
+            "RATE_LIMIT_BURST" => Some("1".to_owned()),
+            _ => None,
+        };
+        let limits = RateLimits::new(&Settings::from_lookup(lookup).expect("settings"));
+        let before = rss_bytes();
+        let (mut peak_keys, mut peak_rss) = (0, 0);
+        for n in 0..1_000_000u32 {
+            // 10.0.0.0 onwards: a million distinct IPv4 clients, one request each.
+            let ip = ClientIp(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n)));
+            assert!(limits.check_request(ip).is_ok());
+            if n % 10_000 == 0 {
+                peak_keys = peak_keys.max(limits.tracked_keys());
+                peak_rss = peak_rss.max(rss_bytes());
+            }
+        }
+        // Forced evictions past MAX_REQUEST_KEYS kept the map from holding them all.
+        assert!(peak_keys < 1_000_000, "{peak_keys}");
+        // With a 1 ms refill every key is back to a full budget at once: nothing to keep.
+        std::thread::sleep(Duration::from_millis(20));
+        limits.evict_idle();
+        assert_eq!(limits.tracked_keys(), 0);
+        eprintln!(
+            "limiter: RSS {} MiB before, peak {} MiB and {peak_keys} keys during 1,000,000 \
+             addresses, {} MiB after eviction",
+            before >> 20,
+            peak_rss >> 20,
+            rss_bytes() >> 20
+        );
+    }
+
+    #[test]
+    fn a_flood_of_addresses_evicts_idle_keys_before_the_periodic_sweep() {
+        let lookup = |key: &str| match key {
+            "RATE_LIMIT_PER_SEC" => Some("1000".to_owned()),
+            "RATE_LIMIT_BURST" => Some("1".to_owned()),
+            _ => None,
+        };
+        let mut limits = RateLimits::new(&Settings::from_lookup(lookup).expect("settings"));
+        limits.max_request_keys = 1000;
+        let flood = |limits: &RateLimits, from: u32, count: u32| {
+            for n in from..from + count {
+                let ip = ClientIp(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n)));
+                assert!(limits.check_request(ip).is_ok());
+            }
+        };
+        // Past the cap, the first forced eviction finds every earlier key refilled.
+        flood(&limits, 0, 999);
+        std::thread::sleep(Duration::from_millis(20));
+        flood(&limits, 999, 2);
+        assert!(limits.per_ip.len() < 10, "{}", limits.per_ip.len());
+        // Within the next second no second eviction runs: the map may grow again...
+        flood(&limits, 2000, 1500);
+        assert!(limits.per_ip.len() >= 1500);
+        // ...until a second has passed.
+        std::thread::sleep(FORCED_EVICTION_GAP);
+        flood(&limits, 4000, 1);
+        assert!(limits.per_ip.len() < 10, "{}", limits.per_ip.len());
     }
 
     #[test]

@@ -5,20 +5,43 @@
 //! instead discards one the moment a command on it fails at the transport level, so a
 //! restarted Redis costs at most one 503 per stale connection before recovery.
 
+use std::path::Path;
+
+use anyhow::Context;
 use deadpool::managed::{self, Metrics, RecycleResult};
-use deadpool_redis::redis::{RedisError, RedisResult, aio::MultiplexedConnection};
+use deadpool_redis::redis::{
+    self, RedisError, RedisResult, TlsCertificates, aio::MultiplexedConnection,
+};
 
 use crate::error::AppError;
 
+/// The client for `REDIS_URL`. `rediss://` is TLS through rustls, the server verified
+/// against the PEM file `ca_cert` (`REDIS_CA_CERT`) when given, else the system's roots.
+pub fn client(url: &url::Url, ca_cert: Option<&Path>) -> anyhow::Result<redis::Client> {
+    let client = match ca_cert {
+        Some(path) => {
+            let root_cert = std::fs::read(path)
+                .with_context(|| format!("reading REDIS_CA_CERT {}", path.display()))?;
+            let certs = TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            };
+            redis::Client::build_with_tls(url.as_str(), certs)?
+        }
+        None => redis::Client::open(url.as_str())?,
+    };
+    Ok(client)
+}
+
 /// Creates multiplexed connections; recycling is free.
-pub struct RedisManager(deadpool_redis::Manager);
+pub struct RedisManager(redis::Client);
 
 impl managed::Manager for RedisManager {
     type Type = MultiplexedConnection;
     type Error = RedisError;
 
     async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
-        managed::Manager::create(&self.0).await
+        self.0.get_multiplexed_async_connection().await
     }
 
     async fn recycle(
@@ -35,11 +58,11 @@ pub type RedisPool = managed::Pool<RedisManager>;
 /// A pool whose waits are bounded like the database pool's, so a dead Redis answers
 /// 503 after the timeout instead of hanging requests.
 pub fn pool(
-    url: &url::Url,
+    client: redis::Client,
     max_size: usize,
     timeout: std::time::Duration,
 ) -> anyhow::Result<RedisPool> {
-    let manager = RedisManager(deadpool_redis::Manager::new(url.as_str())?);
+    let manager = RedisManager(client);
     Ok(managed::Pool::builder(manager)
         .max_size(max_size)
         .wait_timeout(Some(timeout))

@@ -3,13 +3,14 @@
 pub mod enums;
 pub mod schema;
 pub mod sql;
+pub mod tls;
 
 use std::time::Duration;
 
 use anyhow::Context;
-use diesel::{ConnectionError, sql_types::BigInt};
+use diesel::sql_types::BigInt;
 use diesel_async::{
-    AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+    AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
     pooled_connection::{
         AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
@@ -20,6 +21,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use url::Url;
 
 use crate::config::Settings;
+use tls::{PgConnector, PgTls};
 
 /// The shared pool; every request borrows one connection from it.
 pub type DbPool = Pool<AsyncPgConnection>;
@@ -80,6 +82,12 @@ fn build_pool(
     // A broken connection is detected on use and discarded; verifying every checkout
     // with `SELECT 1` would add a round trip to every request.
     config.recycling_method = RecyclingMethod::Fast;
+    let connector = PgConnector::new(&settings.database_tls)?;
+    config.custom_setup = Box::new(move |url| {
+        let connector = connector.clone();
+        let url = url.to_owned();
+        Box::pin(async move { connector.connect(&url).await })
+    });
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url.as_str(), config);
     let timeout = Some(settings.db_pool_timeout);
@@ -120,7 +128,7 @@ pub(crate) fn connection_url(settings: &Settings, statement_timeout: Duration) -
 }
 
 /// Creates the database named in `DATABASE_URL` when it does not exist yet.
-pub async fn ensure_database(database_url: &Url) -> anyhow::Result<()> {
+pub async fn ensure_database(database_url: &Url, tls: &PgTls) -> anyhow::Result<()> {
     let name = database_url.path().trim_start_matches('/').to_owned();
     anyhow::ensure!(
         !name.is_empty()
@@ -131,7 +139,8 @@ pub async fn ensure_database(database_url: &Url) -> anyhow::Result<()> {
     );
     let mut admin_url = database_url.clone();
     admin_url.set_path("/postgres");
-    let mut conn = AsyncPgConnection::establish(admin_url.as_str())
+    let mut conn = PgConnector::new(tls)?
+        .connect(admin_url.as_str())
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", redacted(database_url)))?;
     let exists: i64 = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
@@ -163,12 +172,15 @@ struct Count {
 
 /// Applies pending migrations under an advisory lock, so instances starting together
 /// migrate one at a time; returns the versions it applied.
-pub async fn run_migrations(database_url: &Url) -> anyhow::Result<Vec<String>> {
-    let url = database_url.to_string();
+pub async fn run_migrations(database_url: &Url, tls: &PgTls) -> anyhow::Result<Vec<String>> {
+    let conn = PgConnector::new(tls)?
+        .connect(database_url.as_str())
+        .await
+        .context("connecting for migrations")?;
+    // The harness is synchronous: it runs on a blocking thread, driving the async
+    // connection through the runtime's handle.
     tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-        let mut conn =
-            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
-                .map_err(|e: ConnectionError| anyhow::anyhow!("connecting for migrations: {e}"))?;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
         advisory(&mut conn, "SELECT pg_advisory_lock($1)")?;
         let applied = conn
             .run_pending_migrations(MIGRATIONS)

@@ -113,8 +113,15 @@ async fn drain(state: &AppState) {
 /// reconnects when it drops.
 async fn listen(state: AppState, wake: Arc<Notify>) {
     let url = crate::db::connection_url(&state.settings, state.settings.db_statement_timeout);
+    let connector = match crate::db::tls::PgConnector::new(&state.settings.database_tls) {
+        Ok(connector) => connector,
+        Err(err) => {
+            tracing::error!(error = %err, "event listener cannot set up TLS; polling only");
+            return;
+        }
+    };
     loop {
-        match AsyncPgConnection::establish(url.as_str()).await {
+        match connector.connect(url.as_str()).await {
             Ok(mut conn) => {
                 let listening = diesel::sql_query(format!("LISTEN {}", super::CHANNEL))
                     .execute(&mut conn)

@@ -76,10 +76,10 @@ pub async fn book(
     let mut conn = state.conn().await?;
     let listing = search::bookable(&mut conn, body.service_id).await?;
     let key = check_idempotency_key(key)?;
-    if let Some(key) = &key {
-        if let Some(existing) = by_key(&mut conn, client, key).await? {
-            return Ok((existing.into(), false));
-        }
+    if let Some(key) = &key
+        && let Some(existing) = by_key(&mut conn, client, key).await?
+    {
+        return Ok((existing.into(), false));
     }
 
     let address = trimmed("address", &body.address, 1..=500);

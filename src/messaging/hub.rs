@@ -63,7 +63,8 @@ pub struct Hub(Arc<Shared>);
 
 struct Shared {
     redis: RedisPool,
-    redis_url: String,
+    /// Opens the pub/sub connection (TLS included, as configured).
+    client: redis::Client,
     /// `{prefix}user:`; the user id follows.
     channel_prefix: String,
     max_per_user: usize,
@@ -134,11 +135,11 @@ impl Drop for Registration {
 }
 
 impl Hub {
-    pub fn new(redis: RedisPool, redis_url: &url::Url, prefix: &str, max_per_user: usize) -> Self {
+    pub fn new(redis: RedisPool, client: redis::Client, prefix: &str, max_per_user: usize) -> Self {
         let (commands, pending) = mpsc::unbounded_channel();
         Self(Arc::new(Shared {
             redis,
-            redis_url: redis_url.to_string(),
+            client,
             channel_prefix: format!("{prefix}user:"),
             max_per_user,
             sockets: Mutex::default(),
@@ -344,13 +345,7 @@ impl Shared {
 /// The subscriber task: connect, subscribe to every user with a local socket, then
 /// serve commands and events until the connection fails; back off and start over.
 async fn subscribe_loop(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let client = match redis::Client::open(shared.redis_url.as_str()) {
-        Ok(client) => client,
-        Err(err) => {
-            tracing::error!(error = %err, "pub/sub client not created; no pushes on this instance");
-            return;
-        }
-    };
+    let client = shared.client.clone();
     let mut backoff = BACKOFF_MIN;
     let mut reconnecting = false;
     loop {

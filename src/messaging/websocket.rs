@@ -159,10 +159,10 @@ async fn serve(
                     Message::Close(_) => break None,
                     Message::Ping(_) | Message::Pong(_) => None,
                 };
-                if let Some(reply) = reply {
-                    if let Err(close) = write(&mut socket, &registration, reply).await {
-                        break close;
-                    }
+                if let Some(reply) = reply
+                    && let Err(close) = write(&mut socket, &registration, reply).await
+                {
+                    break close;
                 }
             }
             _ = ping.tick() => {

@@ -119,10 +119,10 @@ pub async fn search(
             validate::storable(field, value)?;
         }
     }
-    if let (Some(min), Some(max)) = (search.min_price, search.max_price) {
-        if min > max {
-            return Err(FieldError::new("min_price", "must not exceed max_price").into());
-        }
+    if let (Some(min), Some(max)) = (search.min_price, search.max_price)
+        && min > max
+    {
+        return Err(FieldError::new("min_price", "must not exceed max_price").into());
     }
     let sort = match (search.sort, q) {
         (Some(SortOrder::Relevance), None) => {

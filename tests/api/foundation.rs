@@ -257,9 +257,10 @@ async fn made_up_methods_share_one_metrics_label() {
 #[tokio::test]
 async fn migrations_are_idempotent() {
     let app = TestApp::spawn().await;
-    let applied = marketplace::db::run_migrations(&app.settings.database_url)
-        .await
-        .expect("migrate");
+    let applied =
+        marketplace::db::run_migrations(&app.settings.database_url, &app.settings.database_tls)
+            .await
+            .expect("migrate");
     assert!(
         applied.is_empty(),
         "already migrated from the template: {applied:?}"

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod abuse;
 mod admin;
 mod auth;
 mod catalog;
@@ -12,8 +13,10 @@ mod foundation;
 mod jobs;
 mod kyc;
 mod limits;
+mod logging;
 mod messaging;
 mod notifications;
 mod resilience;
 mod revocation;
 mod security;
+mod tls;

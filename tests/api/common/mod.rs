@@ -2,6 +2,7 @@
 //! database cloned from a template migrated once per run, and a Redis key prefix of
 //! its own. Everything a test creates is dropped when its `TestApp` is.
 
+pub mod private_postgres;
 pub mod private_redis;
 pub mod tcp_proxy;
 
@@ -18,6 +19,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use marketplace::{
     config::Settings,
     core::logging::{self, LogTargets},
+    db::tls::PgTls,
     state::AppState,
 };
 use poem::{Server, listener::Acceptor, listener::Listener};
@@ -59,10 +61,10 @@ async fn template() -> &'static str {
                 .await
                 .expect("drop old template");
             let url: url::Url = format!("{PG_HOST}/{name}").parse().expect("url");
-            marketplace::db::ensure_database(&url)
+            marketplace::db::ensure_database(&url, &PgTls::Disable)
                 .await
                 .expect("create template");
-            marketplace::db::run_migrations(&url)
+            marketplace::db::run_migrations(&url, &PgTls::Disable)
                 .await
                 .expect("migrate template");
             name
@@ -108,7 +110,8 @@ fn init_logging() {
         logging::init(&LogTargets {
             level: "marketplace=debug,poem=debug,info",
             dir: LOG_DIR,
-            stdout: false,
+            max_files: 2,
+            stdout: None,
         })
         .ok()
     });

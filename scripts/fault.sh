@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Fault injection (scripts/fault.py): Redis stopped and restarted empty, PostgreSQL
+# restarted, one of two instances SIGKILLed, SIGTERM, each under load, each a PASS/FAIL
+# line. Loopback only, against a private PostgreSQL cluster and redis-server on ports of
+# their own (never the shared 5432/6379); about a minute, hard-capped at three.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets
+# The debug binary: it shares every dependency with the test build, so CI compiles only
+# the binary's own crate here.
+cargo build --bin marketplace --locked --quiet
+BIN=target/debug/marketplace timeout 180 python3 scripts/fault.py
