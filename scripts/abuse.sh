@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets
-cargo build --bin marketplace --locked --quiet
+cargo build --profile test --bin marketplace --locked --quiet
 cd scripts
 BIN=../target/debug/marketplace timeout 120 python3 abuse.py

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets
-# The debug binary: it shares every dependency with the test build, so CI compiles only
-# the binary's own crate here.
-cargo build --bin marketplace --locked --quiet
+# The debug binary of the test build (scripts/test.sh built it for the CLI tests), so
+# after the tests this is a no-op, and the browser step reuses it too.
+cargo build --profile test --bin marketplace --locked --quiet
 BIN=target/debug/marketplace timeout 180 python3 scripts/fault.py
