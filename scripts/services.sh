@@ -65,3 +65,10 @@ else
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir /var/lib/redis >/dev/null
   wait_for redis redis_up
 fi
+
+# --- Test servers -----------------------------------------------------------
+# The integration tests start a real SMTP server (aiosmtpd) of their own.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  log "installing aiosmtpd (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6'
+fi

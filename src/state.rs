@@ -17,6 +17,7 @@ use crate::{
         upload::{LocalStore, UploadStore},
     },
     db::{self, DbPool},
+    mail::Mailer,
     messaging::hub::Hub,
 };
 
@@ -39,6 +40,8 @@ pub struct Inner {
     pub uploads: Arc<dyn UploadStore>,
     /// This instance's WebSockets and their Redis pub/sub fan-out.
     pub hub: Hub,
+    /// Outgoing email (used by the event dispatcher).
+    pub mailer: Mailer,
 }
 
 impl Deref for AppState {
@@ -73,6 +76,7 @@ impl AppState {
         );
         Ok(Self(Arc::new(Inner {
             hub,
+            mailer: Mailer::new(&settings)?,
             tokens: TokenKeys::new(&secret, settings.access_token_ttl),
             cursors: Cursors::new(&secret),
             passwords: Passwords::new(),

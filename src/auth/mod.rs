@@ -1,6 +1,8 @@
-//! Accounts and logins: register, login, refresh, logout, me, password change.
+//! Accounts and logins: register, login, refresh, logout, me, password change; the
+//! account lifecycle (email verification, password reset) in [`lifecycle`].
 
 pub mod directory;
+pub mod lifecycle;
 pub mod models;
 pub mod routes;
 pub mod schemas;

@@ -23,6 +23,7 @@ pub struct UserRow {
     pub status: UserStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Insertable)]

@@ -109,6 +109,15 @@ pub async fn create_user(
             }
             UserRole::Admin => {}
         }
+        // Admins are made at the command line by an operator; everyone else proves
+        // their address with the link of this email.
+        if role != UserRole::Admin {
+            crate::events::record(
+                conn,
+                &crate::events::Event::EmailVerificationRequested { user_id: user.id },
+            )
+            .await?;
+        }
         Ok(user)
     })
     .await

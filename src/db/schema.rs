@@ -2,6 +2,10 @@
 
 pub mod sql_types {
     #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "account_token_purpose"))]
+    pub struct AccountTokenPurpose;
+
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "audit_action"))]
     pub struct AuditAction;
 
@@ -40,6 +44,19 @@ pub mod sql_types {
     #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "user_status"))]
     pub struct UserStatus;
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::AccountTokenPurpose;
+
+    account_tokens (user_id, purpose) {
+        user_id -> Uuid,
+        purpose -> AccountTokenPurpose,
+        token_hash -> Bytea,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
 }
 
 diesel::table! {
@@ -281,6 +298,7 @@ diesel::table! {
         status -> UserStatus,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        email_verified -> Bool,
     }
 }
 
@@ -303,6 +321,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(account_tokens -> users (user_id));
 diesel::joinable!(audit_log -> users (actor_id));
 diesel::joinable!(availability_slots -> workers (worker_id));
 diesel::joinable!(clients -> users (user_id));
@@ -333,6 +352,7 @@ diesel::joinable!(threads -> workers (worker_id));
 diesel::joinable!(workers -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_tokens,
     app_secrets,
     audit_log,
     availability_slots,

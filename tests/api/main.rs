@@ -10,6 +10,7 @@ mod events;
 mod foundation;
 mod jobs;
 mod kyc;
+mod lifecycle;
 mod limits;
 mod messaging;
 mod notifications;

@@ -2,6 +2,7 @@
 //! database cloned from a template migrated once per run, and a Redis key prefix of
 //! its own. Everything a test creates is dropped when its `TestApp` is.
 
+pub mod mail;
 pub mod private_redis;
 pub mod tcp_proxy;
 
