@@ -67,8 +67,10 @@ else
 fi
 
 # --- Test servers -----------------------------------------------------------
-# The integration tests start a real SMTP server (aiosmtpd) of their own.
-if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
-  log "installing aiosmtpd (PyPI)"
-  python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6'
+# The integration tests start a real SMTP server (aiosmtpd) and a real OpenID Connect
+# provider (oidc-provider-mock) of their own.
+if ! python3 -c 'import aiosmtpd, oidc_provider_mock' 2>/dev/null; then
+  log "installing aiosmtpd and oidc-provider-mock (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check \
+    'aiosmtpd==1.4.6' 'oidc-provider-mock==0.3.4'
 fi

@@ -149,6 +149,12 @@ pub enum AppError {
     /// An email link's token that is unknown, used, superseded or expired.
     #[error("the link is invalid, used or expired; ask for a new one")]
     TokenInvalid,
+    /// An OpenID callback's `state` that is unknown, used, expired or another provider's.
+    #[error("the sign-in state is invalid, used or expired; start again")]
+    OidcStateInvalid,
+    /// The provider refused the code, or its ID token did not verify.
+    #[error("the identity provider's answer could not be verified")]
+    OidcFailed,
     /// A conflict with the current state; `code` names which.
     #[error("{detail}")]
     Conflict {
@@ -213,6 +219,8 @@ impl AppError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TokenInvalid => "token_invalid",
+            Self::OidcStateInvalid => "oidc_state_invalid",
+            Self::OidcFailed => "oidc_failed",
             Self::Conflict { code, .. } => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::RequestTimeout => "request_timeout",
@@ -259,15 +267,17 @@ impl From<FieldError> for AppError {
 impl ResponseError for AppError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedBody(_) | Self::BadCursor | Self::TokenInvalid => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedBody(_)
+            | Self::BadCursor
+            | Self::TokenInvalid
+            | Self::OidcStateInvalid => StatusCode::BAD_REQUEST,
             Self::Validation { .. } | Self::Unprocessable { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::Unauthorized(_) | Self::TokenRevoked | Self::InvalidCredentials => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Unauthorized(_)
+            | Self::TokenRevoked
+            | Self::InvalidCredentials
+            | Self::OidcFailed => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::AccountSuspended | Self::WrongPassword => {
                 StatusCode::FORBIDDEN
             }

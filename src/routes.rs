@@ -4,7 +4,7 @@ use poem_openapi::{ApiResponse, OpenApi, OpenApiService, Tags};
 
 use crate::{
     admin::routes::AdminApi,
-    auth::{lifecycle::routes::LifecycleApi, routes::AuthApi},
+    auth::{lifecycle::routes::LifecycleApi, oidc::routes::OidcApi, routes::AuthApi},
     client::routes::ClientsApi,
     job::routes::JobsApi,
     messaging::routes::MessagingApi,
@@ -51,6 +51,7 @@ pub fn openapi() -> OpenApiService<impl OpenApi, ()> {
         OpsApi,
         AuthApi,
         LifecycleApi,
+        OidcApi,
         WorkersApi,
         KycApi,
         ServicesApi,

@@ -5,6 +5,7 @@ use std::{ops::Deref, sync::Arc};
 use diesel_async::pooled_connection::deadpool::PoolError;
 
 use crate::{
+    auth::oidc::providers::Providers,
     config::Settings,
     core::{
         jwt::TokenKeys,
@@ -42,6 +43,8 @@ pub struct Inner {
     pub hub: Hub,
     /// Outgoing email (used by the event dispatcher).
     pub mailer: Mailer,
+    /// The OpenID Connect providers and what discovery taught us about them.
+    pub oidc: Providers,
 }
 
 impl Deref for AppState {
@@ -77,6 +80,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             hub,
             mailer: Mailer::new(&settings)?,
+            oidc: Providers::new(&settings.oidc_providers)?,
             tokens: TokenKeys::new(&secret, settings.access_token_ttl),
             cursors: Cursors::new(&secret),
             passwords: Passwords::new(),

@@ -94,13 +94,13 @@ async fn issue_pair(
 }
 
 /// Opens a session for a user whose password was just verified against
-/// `user.password_hash`. The user row is share-locked, so a concurrent suspension or
-/// password change either sees this session (and revokes it) or commits first, in which
-/// case this login is refused.
+/// `user.password_hash` (or whom an OpenID provider just vouched for). The user row is
+/// share-locked, so a concurrent suspension or password change either sees this session
+/// (and revokes it) or commits first, in which case this login is refused.
 pub async fn open(state: &AppState, user: &UserRow) -> Result<TokenPair, AppError> {
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
-        let (status, hash): (UserStatus, String) = users::table
+        let (status, hash): (UserStatus, Option<String>) = users::table
             .find(user.id)
             .select((users::status, users::password_hash))
             .for_share()

@@ -217,6 +217,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    oidc_identities (provider, subject) {
+        provider -> Text,
+        subject -> Text,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     refresh_tokens (token_hash) {
         token_hash -> Bytea,
         session_id -> Uuid,
@@ -292,7 +301,7 @@ diesel::table! {
     users (id) {
         id -> Uuid,
         email -> Text,
-        password_hash -> Text,
+        password_hash -> Nullable<Text>,
         full_name -> Text,
         role -> UserRole,
         status -> UserStatus,
@@ -339,6 +348,7 @@ diesel::joinable!(login_sessions -> users (user_id));
 diesel::joinable!(messages -> threads (thread_id));
 diesel::joinable!(messages -> users (sender_id));
 diesel::joinable!(notifications -> users (user_id));
+diesel::joinable!(oidc_identities -> users (user_id));
 diesel::joinable!(refresh_tokens -> login_sessions (session_id));
 diesel::joinable!(reviews -> clients (client_id));
 diesel::joinable!(reviews -> jobs (job_id));
@@ -365,6 +375,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_sessions,
     messages,
     notifications,
+    oidc_identities,
     refresh_tokens,
     reviews,
     services,

@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod messaging;
 mod notifications;
+mod oidc;
 mod resilience;
 mod revocation;
 mod security;

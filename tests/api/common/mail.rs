@@ -1,22 +1,20 @@
 //! A real SMTP server for the tests: aiosmtpd (`smtp_sink.py`), started once per test
-//! process on a free port, ending with the process (it exits when its stdin closes).
+//! process on a free port, ending with the process.
 
 use std::{
-    io::{BufRead, BufReader},
     path::PathBuf,
-    process::{Child, ChildStdin, Command, Stdio},
-    sync::{Mutex, OnceLock},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
+use super::python::PythonServer;
+
 pub struct MailServer {
     pub port: u16,
     dir: PathBuf,
-    /// Held open: the server exits when it closes.
-    _stdin: Mutex<ChildStdin>,
-    _child: Mutex<Child>,
+    _server: PythonServer,
 }
 
 /// One email as the server received it.
@@ -43,26 +41,14 @@ impl MailServer {
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/common/smtp_sink.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with aiosmtpd (run scripts/services.sh)");
-        let mut ready = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut ready)
-            .expect("smtp sink output");
-        assert_eq!(ready.trim(), "ready", "the SMTP sink did not start");
+        let server = PythonServer::start(
+            "smtp_sink.py",
+            &[&port.to_string(), dir.to_str().expect("utf-8 path")],
+        );
         Self {
             port,
             dir,
-            _stdin: Mutex::new(child.stdin.take().expect("stdin")),
-            _child: Mutex::new(child),
+            _server: server,
         }
     }
 
