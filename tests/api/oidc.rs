@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     PASSWORD, Reply, TestApp,
-    oidc::{self, Provider, REDIRECT_URI},
+    oidc::{self, Provider, REDIRECT_URI, TamperingProxy},
 };
 
 async fn app_with(provider: &Provider, extra: &[(&str, &str)]) -> TestApp {
@@ -191,6 +191,38 @@ async fn a_first_sign_in_creates_a_password_less_account_and_later_ones_find_it(
     )
     .await
     .assert_problem(401, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn a_password_less_account_gets_a_password_through_a_reset() {
+    let provider = oidc::shared();
+    let smtp = crate::common::mail::server().url();
+    let app = app_with(provider, &[("SMTP_URL", &smtp)]).await;
+    let _dispatcher = marketplace::events::dispatcher::Dispatcher::start(app.state.clone());
+    let (sub, email) = someone("vera");
+    provider
+        .set_user(&sub, json!({"email": email, "email_verified": true}))
+        .await;
+    me(&app, &sign_in(&app, provider, &sub).await).await;
+    let forgot = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            json!({ "email": email }),
+        )
+        .await;
+    assert_eq!(forgot.status, StatusCode::ACCEPTED, "{}", forgot.body);
+    let mails = crate::common::mail::server().wait_for(&email, 1).await;
+    let token = crate::common::mail::link_token(&mails[0].text, "reset-password");
+    let reset = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            json!({ "token": token, "new_password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.body);
+    app.login(&email, PASSWORD).await;
 }
 
 #[tokio::test]
@@ -381,6 +413,26 @@ async fn the_provider_keys_are_fetched_again_when_a_token_is_signed_with_a_new_o
     let again = me(&app, &sign_in(&app, &provider, &sub).await).await;
     assert_eq!(again["id"], first["id"]);
     assert!(crate::common::read_logs().contains("provider keys refreshed"));
+}
+
+#[tokio::test]
+async fn a_tampered_id_token_is_refused() {
+    let provider = oidc::shared();
+    let proxy = TamperingProxy::start(provider).await;
+    let issuer = proxy.issuer();
+    let app = app_with(provider, &[("OIDC_MOCK_ISSUER", &issuer)]).await;
+    let (sub, email) = someone("victor");
+    provider
+        .set_user(&sub, json!({"email": email, "email_verified": true}))
+        .await;
+    let started = start(&app, "mock", json!({ "redirect_uri": REDIRECT_URI })).await;
+    let url = started.json["authorization_url"].as_str().expect("url");
+    assert!(url.starts_with(&issuer), "{url}");
+    let (code, state) = provider.authorize(url, &sub).await;
+    callback(&app, "mock", &code, &state)
+        .await
+        .assert_problem(401, "oidc_failed");
+    assert!(crate::common::read_logs().contains("Signature verification failed"));
 }
 
 #[tokio::test]
