@@ -14,7 +14,7 @@ use crate::{config::OidcProviderSettings, error::AppError};
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What an unreachable or misbehaving provider is reported as (503).
-const DEPENDENCY: &str = "the identity provider";
+pub(crate) const DEPENDENCY: &str = "the identity provider";
 
 pub struct Providers {
     /// Follows no redirects (the library's advice against SSRF through a provider).

@@ -20,7 +20,7 @@ use crate::{
         models::{NewUser, UserRow},
         oidc::{
             identities,
-            providers::Provider,
+            providers::{self, Provider},
             schemas::{OidcProvider, OidcProviders, OidcStart},
         },
         schemas::TokenPair,
@@ -219,7 +219,7 @@ async fn verified_identity(
         .map_err(|err| match err {
             RequestTokenError::Request(err) => {
                 tracing::warn!(provider = %id, error = %err, "token endpoint unreachable");
-                AppError::Unavailable("the identity provider")
+                AppError::Unavailable(providers::DEPENDENCY)
             }
             other => failed("code exchange", with_causes(&other)),
         })?;
