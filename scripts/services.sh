@@ -71,6 +71,7 @@ fi
 # provider (oidc-provider-mock) of their own.
 if ! python3 -c 'import aiosmtpd, oidc_provider_mock' 2>/dev/null; then
   log "installing aiosmtpd and oidc-provider-mock (PyPI)"
-  python3 -m pip install --quiet --disable-pip-version-check \
+  # Debian's own python3 is "externally managed"; these test-only packages may go beside it.
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
     'aiosmtpd==1.4.6' 'oidc-provider-mock==0.3.4'
 fi
