@@ -74,11 +74,11 @@ pub async fn resend_verification(
 /// Queues a reset email when an account uses `email`; the answer and its cost are the
 /// same either way (one indexed read, no email sent in the request), so it reveals
 /// nothing. Rate limited like a login to that address.
-pub async fn forgot_password(state: &AppState, ip: ClientIp, email: &str) -> Result<(), AppError> {
-    let email = normalize_email(email);
-    state
-        .limits
-        .check_login(ip, email.as_deref().unwrap_or_default())?;
+pub async fn forgot_password(state: &AppState, ip: ClientIp, raw: &str) -> Result<(), AppError> {
+    let email = normalize_email(raw);
+    // Keyed like a login: a malformed address spends its own budget, not a shared one.
+    let key = email.clone().unwrap_or_else(|_| raw.trim().to_lowercase());
+    state.limits.check_login(ip, &key)?;
     let email = email?;
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async |conn| {
