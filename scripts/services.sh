@@ -65,3 +65,13 @@ else
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir /var/lib/redis >/dev/null
   wait_for redis redis_up
 fi
+
+# --- Test servers -----------------------------------------------------------
+# The integration tests start a real SMTP server (aiosmtpd) and a real OpenID Connect
+# provider (oidc-provider-mock) of their own.
+if ! python3 -c 'import aiosmtpd, oidc_provider_mock' 2>/dev/null; then
+  log "installing aiosmtpd and oidc-provider-mock (PyPI)"
+  # Debian's own python3 is "externally managed"; these test-only packages may go beside it.
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
+    'aiosmtpd==1.4.6' 'oidc-provider-mock==0.3.4'
+fi

@@ -131,6 +131,67 @@ pub struct Settings {
     pub event_max_attempts: i32,
     /// How long dispatched events are kept before they are pruned.
     pub event_retention: Duration,
+    /// Base of the links in emails (`{PUBLIC_URL}/verify-email?token=…`).
+    pub public_url: Url,
+    /// The mail server; `None` in development: emails are written under `LOG_DIR/mail/`.
+    pub smtp: Option<SmtpSettings>,
+    /// The sender of every email.
+    pub mail_from: lettre::message::Mailbox,
+    /// OpenID Connect providers people may sign in with (`OIDC_PROVIDERS`), in order.
+    pub oidc_providers: Vec<OidcProviderSettings>,
+}
+
+/// One OpenID Connect provider, from `OIDC_<ID>_*`.
+#[derive(Debug, Clone)]
+pub struct OidcProviderSettings {
+    /// Lower-case letters, digits, `-` and `_`: the `{provider}` of the API paths.
+    pub id: String,
+    /// Shown to people choosing how to sign in.
+    pub name: String,
+    /// Discovery is at `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Where the provider may send people back; `start` accepts exactly these.
+    pub redirect_uris: Vec<String>,
+}
+
+/// `SMTP_URL` taken apart, so its password can only be read on purpose.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// User name and password, when the URL has them.
+    pub credentials: Option<(String, Secret)>,
+}
+
+impl SmtpSettings {
+    /// `smtp://[user[:password]@]host[:port]` (port 25 by default); user and password
+    /// are percent-decoded.
+    fn parse(url: &Url) -> Option<Self> {
+        if url.scheme() != "smtp" || url.path().len() > 1 {
+            return None;
+        }
+        let host = url.host_str().filter(|h| !h.is_empty())?.to_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|v| v.into_owned())
+        };
+        let credentials = match url.username() {
+            "" => None,
+            user => Some((
+                decode(user)?,
+                Secret::new(decode(url.password().unwrap_or(""))?),
+            )),
+        };
+        Some(Self {
+            host,
+            port: url.port().unwrap_or(25),
+            credentials,
+        })
+    }
 }
 
 /// A configuration key that could not be used, with the form it expects.
@@ -315,8 +376,91 @@ impl Settings {
             event_poll_interval: env.seconds("EVENT_POLL_INTERVAL", 1)?,
             event_max_attempts: env.positive("EVENT_MAX_ATTEMPTS", 8)?,
             event_retention: env.seconds("EVENT_RETENTION", 7 * 24 * 3600)?,
+            public_url: env.url(
+                "PUBLIC_URL",
+                "http://127.0.0.1:8080",
+                &["http", "https"],
+                "the service's public base URL, e.g. https://marketplace.example.com",
+            )?,
+            smtp: match env.get("SMTP_URL").filter(|v| !v.is_empty()) {
+                None => None,
+                Some(raw) => Some(
+                    Url::parse(&raw)
+                        .ok()
+                        .as_ref()
+                        .and_then(SmtpSettings::parse)
+                        .ok_or_else(|| {
+                            env.error("SMTP_URL", "smtp://[user:password@]host[:port]")
+                        })?,
+                ),
+            },
+            mail_from: env.parse(
+                "MAIL_FROM",
+                "Marketplace <no-reply@localhost>",
+                "a mailbox such as Marketplace <no-reply@example.com>",
+                |v| v.parse().ok(),
+            )?,
+            oidc_providers: env
+                .list("OIDC_PROVIDERS")
+                .iter()
+                .map(|id| oidc_provider(&env, id))
+                .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// The settings of provider `id` (from `OIDC_PROVIDERS`): its `OIDC_<ID>_*` keys.
+fn oidc_provider(env: &Env<'_>, id: &str) -> Result<OidcProviderSettings, ConfigError> {
+    let valid_id = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid_id {
+        return Err(env.error(
+            "OIDC_PROVIDERS",
+            "comma-separated ids of lower-case letters, digits, '-' and '_'",
+        ));
+    }
+    // Key names are made from the id. Settings are read once per process, so leaking
+    // these few strings gives ConfigError the `'static` key it names.
+    let key = |suffix: &str| -> &'static str {
+        let upper = id.to_ascii_uppercase().replace('-', "_");
+        Box::leak(format!("OIDC_{upper}_{suffix}").into_boxed_str())
+    };
+    let required = |suffix: &str, expected: &'static str| {
+        let key = key(suffix);
+        env.get(key)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| env.error(key, expected))
+    };
+    let issuer_key = key("ISSUER");
+    env.url(
+        issuer_key,
+        "",
+        &["https", "http"],
+        "the provider's issuer URL, e.g. https://accounts.google.com",
+    )?;
+    // Kept as written: discovery compares the issuer it finds with this one, exactly.
+    let issuer = env.get(issuer_key).unwrap_or_default();
+    let redirect_key = key("REDIRECT_URIS");
+    let redirect_uris = env.list(redirect_key);
+    if redirect_uris.is_empty() || redirect_uris.iter().any(|u| Url::parse(u).is_err()) {
+        return Err(env.error(redirect_key, "comma-separated absolute URLs"));
+    }
+    Ok(OidcProviderSettings {
+        id: id.to_owned(),
+        name: env
+            .get(key("NAME"))
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| id.to_owned()),
+        issuer,
+        client_id: required("CLIENT_ID", "the client id the provider issued")?,
+        client_secret: Secret::new(required(
+            "CLIENT_SECRET",
+            "the client secret the provider issued",
+        )?),
+        redirect_uris,
+    })
 }
 
 /// An IP address (a /32 or /128) or a CIDR block.
@@ -467,6 +611,9 @@ mod tests {
             ("TRUSTED_PROXIES", "10.0.0.0/8,nope"),
             ("APP_ENV", "staging"),
             ("CURRENCY", "euro"),
+            ("SMTP_URL", "http://mail.example.com"),
+            ("PUBLIC_URL", "ftp://x"),
+            ("MAIL_FROM", "not a mailbox"),
         ] {
             let err = settings(&[(key, value)]).expect_err(key);
             assert_eq!(err.key, key);
@@ -497,6 +644,64 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"), "{err}");
         let err = settings(&[("REDIS_URL", "redis://:hunter2@ host")]).expect_err("unparsable");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn smtp_urls_keep_their_password_secret() {
+        let s =
+            settings(&[("SMTP_URL", "smtp://mailer:p%40ss@mail.example.com:587")]).expect("valid");
+        let smtp = s.smtp.as_ref().expect("smtp");
+        assert_eq!((smtp.host.as_str(), smtp.port), ("mail.example.com", 587));
+        let (user, password) = smtp.credentials.as_ref().expect("credentials");
+        assert_eq!((user.as_str(), password.expose()), ("mailer", "p@ss"));
+        assert!(!format!("{s:?}").contains("p@ss"));
+        assert!(settings(&[]).expect("defaults").smtp.is_none());
+        let err = settings(&[("SMTP_URL", "smtps://u:hunter2@mail")]).expect_err("scheme");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn oidc_providers_come_from_their_own_keys() {
+        let s = settings(&[
+            ("OIDC_PROVIDERS", "google, my-idp"),
+            ("OIDC_GOOGLE_ISSUER", "https://accounts.google.com"),
+            ("OIDC_GOOGLE_CLIENT_ID", "cid"),
+            ("OIDC_GOOGLE_CLIENT_SECRET", "hunter2hunter2"),
+            (
+                "OIDC_GOOGLE_REDIRECT_URIS",
+                "https://app.example/cb,myapp://cb",
+            ),
+            ("OIDC_GOOGLE_NAME", "Google"),
+            ("OIDC_MY_IDP_ISSUER", "http://127.0.0.1:9400"),
+            ("OIDC_MY_IDP_CLIENT_ID", "local"),
+            ("OIDC_MY_IDP_CLIENT_SECRET", "s"),
+            ("OIDC_MY_IDP_REDIRECT_URIS", "http://localhost:3000/cb"),
+        ])
+        .expect("valid");
+        let [google, local] = &s.oidc_providers[..] else {
+            panic!("two providers: {:?}", s.oidc_providers);
+        };
+        assert_eq!(
+            (google.id.as_str(), google.name.as_str()),
+            ("google", "Google")
+        );
+        assert_eq!(google.issuer, "https://accounts.google.com");
+        assert_eq!(
+            google.redirect_uris,
+            ["https://app.example/cb", "myapp://cb"]
+        );
+        assert_eq!(
+            (local.name.as_str(), local.issuer.as_str()),
+            ("my-idp", "http://127.0.0.1:9400")
+        );
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let err = settings(&[("OIDC_PROVIDERS", "google")]).expect_err("no issuer");
+        assert_eq!(err.key, "OIDC_GOOGLE_ISSUER");
+        assert_eq!(
+            settings(&[("OIDC_PROVIDERS", "Bad!")]).expect_err("id").key,
+            "OIDC_PROVIDERS"
+        );
+        assert!(settings(&[]).expect("defaults").oidc_providers.is_empty());
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub mod codes {
     pub const KYC_NOT_PENDING: &str = "kyc_not_pending";
     /// 409: opening a WebSocket when the account already has as many open as it may.
     pub const TOO_MANY_SOCKETS: &str = "too_many_sockets";
+    /// 409: asking for a verification email for an address already verified.
+    pub const EMAIL_ALREADY_VERIFIED: &str = "email_already_verified";
 
     /// Every code above, for the uniqueness test.
     #[cfg(test)]
@@ -52,6 +54,7 @@ pub mod codes {
         KYC_TOO_MANY_PENDING,
         KYC_NOT_PENDING,
         TOO_MANY_SOCKETS,
+        EMAIL_ALREADY_VERIFIED,
     ];
 
     #[cfg(test)]
@@ -143,6 +146,15 @@ pub enum AppError {
     NotFound,
     #[error("the method is not allowed on this resource")]
     MethodNotAllowed,
+    /// An email link's token that is unknown, used, superseded or expired.
+    #[error("the link is invalid, used or expired; ask for a new one")]
+    TokenInvalid,
+    /// An OpenID callback's `state` that is unknown, used, expired or another provider's.
+    #[error("the sign-in state is invalid, used or expired; start again")]
+    OidcStateInvalid,
+    /// The provider refused the code, or its ID token did not verify.
+    #[error("the identity provider's answer could not be verified")]
+    OidcFailed,
     /// A conflict with the current state; `code` names which.
     #[error("{detail}")]
     Conflict {
@@ -206,6 +218,9 @@ impl AppError {
             Self::WrongPassword => "wrong_password",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::TokenInvalid => "token_invalid",
+            Self::OidcStateInvalid => "oidc_state_invalid",
+            Self::OidcFailed => "oidc_failed",
             Self::Conflict { code, .. } => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::RequestTimeout => "request_timeout",
@@ -252,13 +267,17 @@ impl From<FieldError> for AppError {
 impl ResponseError for AppError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedBody(_) | Self::BadCursor => StatusCode::BAD_REQUEST,
+            Self::MalformedBody(_)
+            | Self::BadCursor
+            | Self::TokenInvalid
+            | Self::OidcStateInvalid => StatusCode::BAD_REQUEST,
             Self::Validation { .. } | Self::Unprocessable { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::Unauthorized(_) | Self::TokenRevoked | Self::InvalidCredentials => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Unauthorized(_)
+            | Self::TokenRevoked
+            | Self::InvalidCredentials
+            | Self::OidcFailed => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::AccountSuspended | Self::WrongPassword => {
                 StatusCode::FORBIDDEN
             }

@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod job;
+pub mod mail;
 pub mod messaging;
 pub mod notification;
 pub mod ops;

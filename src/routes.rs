@@ -4,7 +4,7 @@ use poem_openapi::{ApiResponse, OpenApi, OpenApiService, Tags};
 
 use crate::{
     admin::routes::AdminApi,
-    auth::routes::AuthApi,
+    auth::{lifecycle::routes::LifecycleApi, oidc::routes::OidcApi, routes::AuthApi},
     client::routes::ClientsApi,
     job::routes::JobsApi,
     messaging::routes::MessagingApi,
@@ -50,6 +50,8 @@ pub fn openapi() -> OpenApiService<impl OpenApi, ()> {
     let apis = (
         OpsApi,
         AuthApi,
+        LifecycleApi,
+        OidcApi,
         WorkersApi,
         KycApi,
         ServicesApi,

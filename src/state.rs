@@ -5,6 +5,7 @@ use std::{ops::Deref, sync::Arc};
 use diesel_async::pooled_connection::deadpool::PoolError;
 
 use crate::{
+    auth::oidc::providers::Providers,
     config::Settings,
     console::session::ConsoleKeys,
     core::{
@@ -18,6 +19,7 @@ use crate::{
         upload::{LocalStore, UploadStore},
     },
     db::{self, DbPool},
+    mail::Mailer,
     messaging::hub::Hub,
 };
 
@@ -42,6 +44,10 @@ pub struct Inner {
     pub uploads: Arc<dyn UploadStore>,
     /// This instance's WebSockets and their Redis pub/sub fan-out.
     pub hub: Hub,
+    /// Outgoing email (used by the event dispatcher).
+    pub mailer: Mailer,
+    /// The OpenID Connect providers and what discovery taught us about them.
+    pub oidc: Providers,
 }
 
 impl Deref for AppState {
@@ -77,6 +83,8 @@ impl AppState {
         );
         Ok(Self(Arc::new(Inner {
             hub,
+            mailer: Mailer::new(&settings)?,
+            oidc: Providers::new(&settings.oidc_providers)?,
             tokens: TokenKeys::new(&secret, settings.access_token_ttl),
             cursors: Cursors::new(&secret),
             console_keys: ConsoleKeys::new(&secret),

@@ -11,18 +11,20 @@ use crate::{
     },
 };
 
-/// A user as stored, password hash included: never serialised as is.
+/// A user as stored, password hash included: never serialised as is. Accounts made by
+/// an OpenID Connect sign-in have no password (`None`) until a reset sets one.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct UserRow {
     pub id: UserId,
     pub email: String,
-    pub password_hash: String,
+    pub password_hash: Option<String>,
     pub full_name: String,
     pub role: UserRole,
     pub status: UserStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -30,9 +32,10 @@ pub struct UserRow {
 pub struct NewUser<'a> {
     pub id: UserId,
     pub email: &'a str,
-    pub password_hash: &'a str,
+    pub password_hash: Option<&'a str>,
     pub full_name: &'a str,
     pub role: UserRole,
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Insertable)]

@@ -20,6 +20,8 @@ pub struct User {
     pub full_name: String,
     pub role: UserRole,
     pub status: UserStatus,
+    /// Whether the owner proved the address (the link of the verification email).
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -31,6 +33,7 @@ impl From<UserRow> for User {
             full_name: row.full_name,
             role: row.role,
             status: row.status,
+            email_verified: row.email_verified,
             created_at: row.created_at,
         }
     }

@@ -1,7 +1,7 @@
 //! Account rules: who may register, log in, refresh, log out and change a password.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::{
     auth::{
@@ -73,45 +73,64 @@ pub async fn create_user(
     let password_hash = state.passwords.hash(password).await?;
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
-        let user: UserRow = diesel::insert_into(users::table)
-            .values(NewUser {
-                id: UserId::new(),
-                email,
-                password_hash: &password_hash,
-                full_name,
-                role,
-            })
-            .returning(UserRow::as_returning())
-            .get_result(conn)
-            .await
-            .map_err(|err| match err {
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => AppError::conflict(
-                    crate::error::codes::EMAIL_TAKEN,
-                    "an account with this email already exists",
-                ),
-                other => other.into(),
-            })?;
-        match role {
-            UserRole::Worker => {
-                diesel::insert_into(workers::table)
-                    .values(workers::user_id.eq(user.id))
-                    .execute(conn)
-                    .await?;
-            }
-            UserRole::Client => {
-                diesel::insert_into(clients::table)
-                    .values(clients::user_id.eq(user.id))
-                    .execute(conn)
-                    .await?;
-            }
-            UserRole::Admin => {}
-        }
-        Ok(user)
+        let user = NewUser {
+            id: UserId::new(),
+            email,
+            password_hash: Some(&password_hash),
+            full_name,
+            role,
+            email_verified: false,
+        };
+        insert_account(conn, user).await
     })
     .await
+}
+
+/// Within the caller's transaction: inserts `user` and its role profile, and, unless
+/// the address is already verified or the user is an admin (made at the command line
+/// by an operator), queues the email that verifies it. An email already in use → 409.
+pub async fn insert_account(
+    conn: &mut AsyncPgConnection,
+    user: NewUser<'_>,
+) -> Result<UserRow, AppError> {
+    let user: UserRow = diesel::insert_into(users::table)
+        .values(user)
+        .returning(UserRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|err| match err {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => AppError::conflict(
+                crate::error::codes::EMAIL_TAKEN,
+                "an account with this email already exists",
+            ),
+            other => other.into(),
+        })?;
+    match user.role {
+        UserRole::Worker => {
+            diesel::insert_into(workers::table)
+                .values(workers::user_id.eq(user.id))
+                .execute(conn)
+                .await?;
+        }
+        UserRole::Client => {
+            diesel::insert_into(clients::table)
+                .values(clients::user_id.eq(user.id))
+                .execute(conn)
+                .await?;
+        }
+        UserRole::Admin => {}
+    }
+    if user.role != UserRole::Admin && !user.email_verified {
+        crate::events::record(
+            conn,
+            &crate::events::Event::EmailVerificationRequested { user_id: user.id },
+        )
+        .await?;
+    }
+    Ok(user)
 }
 
 /// Self-service sign-up, for clients and workers only.
@@ -157,7 +176,9 @@ pub async fn login(
         .await
         .optional()?;
     drop(conn);
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    // No account, or one without a password (made by an OpenID sign-in): a dummy hash
+    // is spent and the answer is the same 401.
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     if !state
         .passwords
         .verify(Secret::new(body.password), hash)
@@ -204,7 +225,7 @@ pub async fn change_password(
 ) -> Result<(), AppError> {
     state.limits.check_login(ip, &caller.id.to_string())?;
     let mut conn = state.conn().await?;
-    let verified_hash: String = users::table
+    let verified_hash: Option<String> = users::table
         .find(caller.id)
         .select(users::password_hash)
         .first(&mut conn)
@@ -213,7 +234,7 @@ pub async fn change_password(
     let current = Secret::new(body.current_password);
     if !state
         .passwords
-        .verify(current, Some(verified_hash.clone()))
+        .verify(current, verified_hash.clone())
         .await?
     {
         return Err(AppError::WrongPassword);
@@ -223,7 +244,7 @@ pub async fn change_password(
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         // Two changes racing: the second finds the hash it verified gone and fails.
-        let stored: String = users::table
+        let stored: Option<String> = users::table
             .find(caller.id)
             .select(users::password_hash)
             .for_update()
@@ -234,7 +255,7 @@ pub async fn change_password(
         }
         diesel::update(users::table.find(caller.id))
             .set((
-                users::password_hash.eq(&new_hash),
+                users::password_hash.eq(Some(&new_hash)),
                 users::updated_at.eq(chrono::Utc::now()),
             ))
             .execute(conn)

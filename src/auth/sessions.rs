@@ -32,6 +32,7 @@ pub enum RevokeReason {
     Logout,
     RefreshReuse,
     PasswordChanged,
+    PasswordReset,
     Suspended,
 }
 
@@ -41,13 +42,15 @@ impl RevokeReason {
             Self::Logout => "logout",
             Self::RefreshReuse => "refresh_token_reuse",
             Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
             Self::Suspended => "suspended",
         }
     }
 }
 
-/// 256 random bits, URL-safe; only its SHA-256 digest is stored.
-fn new_refresh_token() -> (String, Vec<u8>) {
+/// 256 random bits, URL-safe, and the SHA-256 digest that is all we store of it
+/// (refresh tokens here, single-use account links in `auth::lifecycle::tokens`).
+pub(crate) fn new_token() -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);
@@ -55,7 +58,7 @@ fn new_refresh_token() -> (String, Vec<u8>) {
     (token, digest)
 }
 
-fn digest(token: &str) -> Vec<u8> {
+pub(crate) fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -73,7 +76,7 @@ async fn issue_pair(
     role: UserRole,
     session: SessionId,
 ) -> Result<TokenPair, AppError> {
-    let (refresh_token, hash) = new_refresh_token();
+    let (refresh_token, hash) = new_token();
     diesel::insert_into(refresh_tokens::table)
         .values(NewRefreshToken {
             token_hash: &hash,
@@ -91,13 +94,13 @@ async fn issue_pair(
 }
 
 /// Opens a session for a user whose password was just verified against
-/// `user.password_hash`. The user row is share-locked, so a concurrent suspension or
-/// password change either sees this session (and revokes it) or commits first, in which
-/// case this login is refused.
+/// `user.password_hash` (or whom an OpenID provider just vouched for). The user row is
+/// share-locked, so a concurrent suspension or password change either sees this session
+/// (and revokes it) or commits first, in which case this login is refused.
 pub async fn open(state: &AppState, user: &UserRow) -> Result<TokenPair, AppError> {
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
-        let (status, hash): (UserStatus, String) = users::table
+        let (status, hash): (UserStatus, Option<String>) = users::table
             .find(user.id)
             .select((users::status, users::password_hash))
             .for_share()

@@ -217,3 +217,15 @@ pg_enum!(JobStatus, sql_types::JobStatus, {
     Cancelled => "cancelled",
     Expired => "expired",
 });
+
+/// What a single-use account link proves or allows (see `auth::account_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = sql_types::AccountTokenPurpose)]
+pub enum AccountTokenPurpose {
+    VerifyEmail,
+    ResetPassword,
+}
+pg_enum!(AccountTokenPurpose, sql_types::AccountTokenPurpose, {
+    VerifyEmail => "verify_email",
+    ResetPassword => "reset_password",
+});

@@ -2,6 +2,10 @@
 
 pub mod sql_types {
     #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "account_token_purpose"))]
+    pub struct AccountTokenPurpose;
+
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "audit_action"))]
     pub struct AuditAction;
 
@@ -40,6 +44,19 @@ pub mod sql_types {
     #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "user_status"))]
     pub struct UserStatus;
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::AccountTokenPurpose;
+
+    account_tokens (user_id, purpose) {
+        user_id -> Uuid,
+        purpose -> AccountTokenPurpose,
+        token_hash -> Bytea,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
 }
 
 diesel::table! {
@@ -200,6 +217,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    oidc_identities (provider, subject) {
+        provider -> Text,
+        subject -> Text,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     refresh_tokens (token_hash) {
         token_hash -> Bytea,
         session_id -> Uuid,
@@ -275,12 +301,13 @@ diesel::table! {
     users (id) {
         id -> Uuid,
         email -> Text,
-        password_hash -> Text,
+        password_hash -> Nullable<Text>,
         full_name -> Text,
         role -> UserRole,
         status -> UserStatus,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        email_verified -> Bool,
     }
 }
 
@@ -303,6 +330,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(account_tokens -> users (user_id));
 diesel::joinable!(audit_log -> users (actor_id));
 diesel::joinable!(availability_slots -> workers (worker_id));
 diesel::joinable!(clients -> users (user_id));
@@ -320,6 +348,7 @@ diesel::joinable!(login_sessions -> users (user_id));
 diesel::joinable!(messages -> threads (thread_id));
 diesel::joinable!(messages -> users (sender_id));
 diesel::joinable!(notifications -> users (user_id));
+diesel::joinable!(oidc_identities -> users (user_id));
 diesel::joinable!(refresh_tokens -> login_sessions (session_id));
 diesel::joinable!(reviews -> clients (client_id));
 diesel::joinable!(reviews -> jobs (job_id));
@@ -333,6 +362,7 @@ diesel::joinable!(threads -> workers (worker_id));
 diesel::joinable!(workers -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_tokens,
     app_secrets,
     audit_log,
     availability_slots,
@@ -345,6 +375,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_sessions,
     messages,
     notifications,
+    oidc_identities,
     refresh_tokens,
     reviews,
     services,

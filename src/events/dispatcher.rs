@@ -158,7 +158,11 @@ struct Claimed {
 /// What became of one claimed event.
 enum Outcome {
     Done(Vec<NotificationRow>),
-    Failed(String),
+    /// `email`: the failure was an email not accepted (also counted as such).
+    Failed {
+        error: String,
+        email: bool,
+    },
 }
 
 /// One round: claims up to `batch` due events, handles them, records the outcomes and
@@ -180,14 +184,14 @@ pub async fn dispatch_round(state: &AppState, batch: i64) -> Result<usize, AppEr
             let due: Vec<Claimed> = sql.load(conn).await?;
             let mut pushes = Vec::new();
             for event in &due {
-                match handle(conn, event).await {
+                match handle(state, conn, event).await {
                     Outcome::Done(rows) => {
                         mark_done(conn, event.id).await?;
                         metrics::counter!("events_dispatched_total").increment(1);
                         pushes.extend(rows);
                     }
-                    Outcome::Failed(error) => {
-                        fail(conn, event, &error, max_attempts).await?;
+                    Outcome::Failed { error, email } => {
+                        fail(conn, event, &error, email, max_attempts).await?;
                     }
                 }
             }
@@ -199,11 +203,17 @@ pub async fn dispatch_round(state: &AppState, batch: i64) -> Result<usize, AppEr
     Ok(claimed)
 }
 
-/// Runs an event's handler in a savepoint, so a failing one undoes only its own work.
-async fn handle(conn: &mut AsyncPgConnection, claimed: &Claimed) -> Outcome {
+/// Runs an event's handler in a savepoint, so a failing one undoes only its own work,
+/// then sends the email the event asks for, if any.
+async fn handle(state: &AppState, conn: &mut AsyncPgConnection, claimed: &Claimed) -> Outcome {
     let event: Event = match serde_json::from_str(&claimed.payload) {
         Ok(event) => event,
-        Err(err) => return Outcome::Failed(format!("payload does not decode: {err}")),
+        Err(err) => {
+            return Outcome::Failed {
+                error: format!("payload does not decode: {err}"),
+                email: false,
+            };
+        }
     };
     let id = claimed.id;
     let stored = conn
@@ -211,9 +221,21 @@ async fn handle(conn: &mut AsyncPgConnection, claimed: &Claimed) -> Outcome {
             notification::services::store(conn, id, &event).await
         })
         .await;
-    match stored {
-        Ok(rows) => Outcome::Done(rows),
-        Err(err) => Outcome::Failed(err.to_string()),
+    let rows = match stored {
+        Ok(rows) => rows,
+        Err(err) => {
+            return Outcome::Failed {
+                error: err.to_string(),
+                email: false,
+            };
+        }
+    };
+    match crate::auth::lifecycle::services::send_email_for(state, &event).await {
+        Ok(()) => Outcome::Done(rows),
+        Err(err) => Outcome::Failed {
+            error: format!("{err:#}"),
+            email: true,
+        },
     }
 }
 
@@ -230,6 +252,7 @@ async fn fail(
     conn: &mut AsyncPgConnection,
     event: &Claimed,
     error: &str,
+    email: bool,
     max_attempts: i32,
 ) -> Result<(), AppError> {
     let attempts = event.attempts + 1;
@@ -248,6 +271,14 @@ async fn fail(
     }
     sql.push(" WHERE id = ").bind::<Uuid, _>(event.id.0);
     sql.execute(conn).await?;
+    if email {
+        let outcome = if parked {
+            "emails_failed_total"
+        } else {
+            "emails_retried_total"
+        };
+        metrics::counter!(outcome).increment(1);
+    }
     if parked {
         metrics::counter!("events_parked_total").increment(1);
         tracing::error!(event_id = %event.id, attempts, error, "event parked after its last attempt");

@@ -3,8 +3,9 @@
 //! A service records an [`Event`] with [`record`] on its own connection, inside the
 //! transaction that makes the change: a rollback takes the event back, a commit makes
 //! it durable and wakes the [`dispatcher`] (`NOTIFY marketplace_events` is delivered on
-//! commit). The dispatcher turns each event into its side effects — today stored
-//! notifications and their WebSocket pushes — at least once; handlers are idempotent.
+//! commit). The dispatcher turns each event into its side effects — stored
+//! notifications and their WebSocket pushes, and account emails — at least once;
+//! notification handlers are idempotent, an email may (rarely) arrive twice.
 
 pub mod dispatcher;
 
@@ -87,6 +88,15 @@ pub enum Event {
         review_id: ReviewId,
         admin_id: UserId,
     },
+    /// A new account, or its owner asking again: send a link proving the email. The
+    /// link's token is made when the email is sent, so no usable token is ever stored.
+    EmailVerificationRequested {
+        user_id: UserId,
+    },
+    /// Someone asked to reset the password of an existing account: email it a link.
+    PasswordResetRequested {
+        user_id: UserId,
+    },
 }
 
 impl Event {
@@ -103,6 +113,8 @@ impl Event {
             Self::UserReinstated { .. } => "user_reinstated",
             Self::ServiceHidden { .. } => "service_hidden",
             Self::ReviewHidden { .. } => "review_hidden",
+            Self::EmailVerificationRequested { .. } => "email_verification_requested",
+            Self::PasswordResetRequested { .. } => "password_reset_requested",
         }
     }
 }

@@ -26,7 +26,8 @@ use crate::{
 /// Who is notified of `event` (API.md, Notifications): a booking → the worker; a
 /// transition → the actor's counterpart; an expiry (no actor) → the client, whose
 /// request went unanswered; a message → the other participants; a KYC decision and a
-/// review → the worker. Moderation events notify nobody (the audit log records them).
+/// review → the worker. Moderation events notify nobody (the audit log records them),
+/// nor do account emails (the dispatcher sends those itself).
 pub fn recipients(event: &Event) -> Vec<UserId> {
     match event {
         Event::JobBooked { worker_id, .. }
@@ -46,7 +47,9 @@ pub fn recipients(event: &Event) -> Vec<UserId> {
         Event::UserSuspended { .. }
         | Event::UserReinstated { .. }
         | Event::ServiceHidden { .. }
-        | Event::ReviewHidden { .. } => Vec::new(),
+        | Event::ReviewHidden { .. }
+        | Event::EmailVerificationRequested { .. }
+        | Event::PasswordResetRequested { .. } => Vec::new(),
     }
 }
 

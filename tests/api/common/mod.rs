@@ -3,7 +3,10 @@
 //! its own. Everything a test creates is dropped when its `TestApp` is.
 
 pub mod private_postgres;
+pub mod mail;
+pub mod oidc;
 pub mod private_redis;
+pub mod python;
 pub mod tcp_proxy;
 
 use std::{

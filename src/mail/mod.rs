@@ -1,0 +1,93 @@
+//! Outgoing email: SMTP through lettre (STARTTLS whenever the server offers it), or,
+//! with no `SMTP_URL` (development), one `.eml` file per email under `LOG_DIR/mail/`.
+//!
+//! Emails are sent by the event dispatcher, after the change that asked for them has
+//! committed, and retried with its backoff until the server accepts them (see
+//! [`crate::auth::lifecycle::services::send_link`]). Bodies come from templates compiled
+//! into the binary ([`templates`]).
+
+pub mod templates;
+
+use std::time::Duration;
+
+use lettre::{
+    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Mailbox, MultiPart},
+    transport::smtp::{
+        authentication::Credentials,
+        client::{Tls, TlsParameters},
+    },
+};
+
+use crate::config::Settings;
+
+/// How long one SMTP conversation may take: the dispatcher's round waits for it.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One email, ready to send: plain text and HTML alternatives of the same message.
+pub struct Email {
+    pub to: Mailbox,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// Sends emails from `MAIL_FROM` through the configured transport.
+pub struct Mailer {
+    from: Mailbox,
+    transport: Transport,
+}
+
+impl Mailer {
+    /// The SMTP transport of `SMTP_URL` (connections are pooled and opened on first
+    /// use), or the mail folder under `LOG_DIR`, created now.
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let transport = match &settings.smtp {
+            Some(smtp) => {
+                let mut builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+                        .port(smtp.port)
+                        .tls(Tls::Opportunistic(TlsParameters::new(smtp.host.clone())?))
+                        .timeout(Some(SMTP_TIMEOUT));
+                if let Some((user, password)) = &smtp.credentials {
+                    builder = builder
+                        .credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+                }
+                Transport::Smtp(builder.build())
+            }
+            None => {
+                let dir = std::path::Path::new(&settings.log_dir).join("mail");
+                std::fs::create_dir_all(&dir)?;
+                Transport::Files(AsyncFileTransport::new(dir))
+            }
+        };
+        Ok(Self {
+            from: settings.mail_from.clone(),
+            transport,
+        })
+    }
+
+    /// Hands `email` to the server (or writes its file). An error means it was not
+    /// accepted and may be retried.
+    pub async fn send(&self, email: Email) -> anyhow::Result<()> {
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(email.to)
+            .subject(email.subject)
+            .multipart(MultiPart::alternative_plain_html(email.text, email.html))?;
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                smtp.send(message).await?;
+            }
+            Transport::Files(files) => {
+                files.send(message).await?;
+            }
+        }
+        Ok(())
+    }
+}
