@@ -165,6 +165,17 @@ pub async fn login(
     ip: ClientIp,
     body: LoginRequest,
 ) -> Result<TokenPair, AppError> {
+    let user = authenticate(state, ip, body).await?;
+    sessions::open(state, &user).await
+}
+
+/// The password check of a login, under the login rate limit, opening nothing: the
+/// admin console looks at the role before it opens a session of its own.
+pub async fn authenticate(
+    state: &AppState,
+    ip: ClientIp,
+    body: LoginRequest,
+) -> Result<UserRow, AppError> {
     // A malformed email cannot match an account; it still costs a hash below.
     let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
     state.limits.check_login(ip, &email)?;
@@ -186,8 +197,7 @@ pub async fn login(
     {
         return Err(AppError::InvalidCredentials);
     }
-    let user = user.ok_or(AppError::InvalidCredentials)?;
-    sessions::open(state, &user).await
+    user.ok_or(AppError::InvalidCredentials)
 }
 
 /// Revokes the caller's login, and the login of `refresh_token` when it is the caller's.

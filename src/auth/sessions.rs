@@ -100,29 +100,47 @@ async fn issue_pair(
 pub async fn open(state: &AppState, user: &UserRow) -> Result<TokenPair, AppError> {
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
-        let (status, hash): (UserStatus, Option<String>) = users::table
-            .find(user.id)
-            .select((users::status, users::password_hash))
-            .for_share()
-            .first(conn)
-            .await?;
-        if hash != user.password_hash {
-            return Err(AppError::InvalidCredentials);
-        }
-        if status == UserStatus::Suspended {
-            return Err(AppError::AccountSuspended);
-        }
-        let session = SessionId::new();
-        diesel::insert_into(login_sessions::table)
-            .values(NewSession {
-                id: session,
-                user_id: user.id,
-            })
-            .execute(conn)
-            .await?;
+        let session = insert_session(conn, user).await?;
         issue_pair(state, conn, user.id, user.role, session).await
     })
     .await
+}
+
+/// Opens a session that carries no tokens: the admin console binds its cookie to it, so
+/// logout, password change and suspension end it like any other login.
+pub async fn open_without_tokens(state: &AppState, user: &UserRow) -> Result<SessionId, AppError> {
+    let mut conn = state.conn().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| insert_session(conn, user).await)
+        .await
+}
+
+/// Inside the caller's transaction: re-reads the user row under a share lock (see
+/// [`open`]) and inserts the session row.
+async fn insert_session(
+    conn: &mut AsyncPgConnection,
+    user: &UserRow,
+) -> Result<SessionId, AppError> {
+    let (status, hash): (UserStatus, Option<String>) = users::table
+        .find(user.id)
+        .select((users::status, users::password_hash))
+        .for_share()
+        .first(conn)
+        .await?;
+    if hash != user.password_hash {
+        return Err(AppError::InvalidCredentials);
+    }
+    if status == UserStatus::Suspended {
+        return Err(AppError::AccountSuspended);
+    }
+    let session = SessionId::new();
+    diesel::insert_into(login_sessions::table)
+        .values(NewSession {
+            id: session,
+            user_id: user.id,
+        })
+        .execute(conn)
+        .await?;
+    Ok(session)
 }
 
 /// What presenting a refresh token led to, decided inside one transaction.

@@ -18,8 +18,7 @@ use crate::{
     auth::{
         directory::{self, UserFilter},
         schemas::LoginRequest,
-        services as accounts,
-        sessions::{self, RevokeReason, Scope},
+        services as accounts, sessions,
     },
     console::{
         pages::{self, UserFilters},
@@ -169,12 +168,10 @@ fn login_form(req: &Request, state: Data<&AppState>) -> Response {
     login_page(&state, StatusCode::OK, "", notice.as_ref())
 }
 
-/// Signs an admin in through the API's own login (its rate limits, one password hash
-/// whatever the email, the suspension check), which opens a login session; the access
-/// token it returns names that session, and the cookie is bound to it. The token pair
-/// itself is dropped: its refresh token dies with the session. A client's or worker's
-/// correct password opens nothing: their session is revoked at once and they are told
-/// why.
+/// Signs an admin in through the API's own password check (its rate limits, one
+/// password hash whatever the email), then opens a login session without tokens and
+/// binds the cookie to it. A client's or worker's correct password opens nothing: they
+/// are told why.
 #[handler]
 async fn login(
     req: &Request,
@@ -204,31 +201,34 @@ async fn login(
             Some(&Notice::failed(text)),
         ))
     };
-    let pair = match accounts::login(&state, **ip, credentials).await {
-        Ok(pair) => pair,
-        Err(err @ AppError::InvalidCredentials) => {
-            return refused(err, "Wrong email or password.".to_owned());
-        }
-        Err(err @ (AppError::AccountSuspended | AppError::RateLimited { .. })) => {
+    let refusal = |err: AppError| match err {
+        AppError::InvalidCredentials => refused(err, "Wrong email or password.".to_owned()),
+        AppError::AccountSuspended | AppError::RateLimited { .. } => {
             let text = err.public_detail();
-            return refused(err, format!("Cannot sign in: {text}."));
+            refused(err, format!("Cannot sign in: {text}."))
         }
-        Err(err) => return Err(err.into()),
+        err => Err(err.into()),
     };
-    let claims = state.tokens.verify(&pair.access_token)?;
-    if claims.role != UserRole::Admin {
-        sessions::revoke(&state, Scope::Sessions(&[claims.sid]), RevokeReason::Logout).await?;
+    let user = match accounts::authenticate(&state, **ip, credentials).await {
+        Ok(user) => user,
+        Err(err) => return refusal(err),
+    };
+    if user.role != UserRole::Admin {
         let text = format!(
             "This is a {} account: the console is for admins only. Use the marketplace app instead.",
-            claims.role.as_str()
+            user.role.as_str()
         );
         return refused(AppError::Forbidden("admins only"), text);
     }
+    let sid = match sessions::open_without_tokens(&state, &user).await {
+        Ok(sid) => sid,
+        Err(err) => return refusal(err),
+    };
     let mut response = see_other("/admin/");
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        session::session_cookie(&state, claims.sid, claims.sub)?,
+        session::session_cookie(&state, sid, user.id)?,
     );
     headers.append(header::SET_COOKIE, session::expired(&state, LOGIN_COOKIE));
     Ok(response)

@@ -275,9 +275,22 @@ async fn only_admins_may_sign_in_and_others_are_told_why() {
         "no role for a wrong password"
     );
 
-    // The worker's own API login is untouched by the refusal.
+    // The worker's own API login is untouched by the refusal, and the refusals opened
+    // no session: the worker's only login is the API one.
     let me = app.get("/api/v1/auth/me", Some(&worker.access)).await;
     assert_eq!(me.status, StatusCode::OK);
+    {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use marketplace::db::schema::login_sessions;
+        let mut conn = app.state.db.get().await.expect("conn");
+        let sessions: i64 = login_sessions::table
+            .count()
+            .get_result(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(sessions, 2, "one API login each for the worker and the client");
+    }
     // And an API token is no console credential.
     let with_bearer = app.get("/admin/", Some(&worker.access)).await;
     assert!(with_bearer.body.contains("Sign in"), "{}", with_bearer.body);

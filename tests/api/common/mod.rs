@@ -2,9 +2,9 @@
 //! database cloned from a template migrated once per run, and a Redis key prefix of
 //! its own. Everything a test creates is dropped when its `TestApp` is.
 
-pub mod private_postgres;
 pub mod mail;
 pub mod oidc;
+pub mod private_postgres;
 pub mod private_redis;
 pub mod python;
 pub mod tcp_proxy;
