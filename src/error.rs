@@ -17,6 +17,8 @@ use poem_openapi::{
     types::ToJSON,
 };
 
+use crate::core::document_index;
+
 /// Codes of errors that carry their own (`AppError::Conflict`, `AppError::Unprocessable`),
 /// named once here so call sites cannot misspell them. Listed in API.md; an existing
 /// code never changes meaning.
@@ -116,6 +118,9 @@ pub enum AppError {
     MalformedBody(String),
     #[error("the cursor is not one this API issued")]
     BadCursor,
+    /// A genuine cursor, passed with a different sort than the query that issued it.
+    #[error("the cursor belongs to another query (a different sort); start again without it")]
+    ForeignCursor,
     #[error("{detail}")]
     Validation {
         detail: String,
@@ -141,16 +146,18 @@ pub enum AppError {
     WrongPassword,
     #[error("the resource does not exist")]
     NotFound,
+    /// `allow` lists the methods the path has (the `Allow` header), when known.
     #[error("the method is not allowed on this resource")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: Option<&'static str> },
     /// A conflict with the current state; `code` names which.
     #[error("{detail}")]
     Conflict {
         code: &'static str,
         detail: Cow<'static, str>,
     },
-    #[error("the payload is larger than the limit")]
-    PayloadTooLarge,
+    /// The body is over a limit; the detail names it.
+    #[error("{0}")]
+    PayloadTooLarge(Cow<'static, str>),
     /// The request body arrived too slowly (see `core::connections::TimedBody`).
     #[error("the request body arrived too slowly")]
     RequestTimeout,
@@ -170,11 +177,15 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// A 422 from several field errors (never call it with an empty list).
+    /// A 422 from several field errors (never call it with an empty list). A field
+    /// named `""` is the body as a whole.
     pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
         let detail = errors
             .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
+            .map(|e| match e.field.as_str() {
+                "" => format!("the body {}", e.message),
+                field => format!("{field}: {}", e.message),
+            })
             .collect::<Vec<_>>()
             .join("; ");
         Self::Validation { detail, errors }
@@ -195,7 +206,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedBody(_) => "malformed_body",
-            Self::BadCursor => "bad_cursor",
+            Self::BadCursor | Self::ForeignCursor => "bad_cursor",
             Self::Validation { .. } => "validation_failed",
             Self::Unprocessable { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
@@ -205,9 +216,9 @@ impl AppError {
             Self::AccountSuspended => "account_suspended",
             Self::WrongPassword => "wrong_password",
             Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict { code, .. } => code,
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RequestTimeout => "request_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
@@ -252,7 +263,9 @@ impl From<FieldError> for AppError {
 impl ResponseError for AppError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedBody(_) | Self::BadCursor => StatusCode::BAD_REQUEST,
+            Self::MalformedBody(_) | Self::BadCursor | Self::ForeignCursor => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Validation { .. } | Self::Unprocessable { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -263,9 +276,9 @@ impl ResponseError for AppError {
                 StatusCode::FORBIDDEN
             }
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -293,7 +306,10 @@ impl ResponseError for AppError {
             Self::RateLimited { retry_after_secs } | Self::Overloaded { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            Self::PayloadTooLarge | Self::RequestTimeout => {
+            Self::MethodNotAllowed { allow: Some(allow) } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::PayloadTooLarge(_) | Self::RequestTimeout => {
                 // The rest of the body is not read: the connection cannot be reused.
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -401,18 +417,25 @@ pub fn into_problem(err: poem::Error) -> Response {
     if err.is::<poem_openapi::error::ParsePathError>() {
         return AppError::NotFound.as_response();
     }
+    let pattern = err.data::<poem::PathPattern>().map(|p| &*p.0);
     if let Some(param) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
-        return AppError::from(FieldError::new(param.name, "is not a valid value")).as_response();
+        let message = document_index::parameter_message(pattern, param.name);
+        return AppError::from(FieldError::new(param.name, message)).as_response();
     }
     if err.is::<poem::error::CorsError>() {
-        return AppError::Forbidden("not allowed by the CORS policy").as_response();
+        return AppError::Forbidden("this origin is not allowed by the CORS policy (CORS_ORIGINS)")
+            .as_response();
     }
     let status = err.status();
     let message = err.to_string();
     let app = match status {
         StatusCode::NOT_FOUND => AppError::NotFound,
-        StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed,
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed {
+            allow: pattern.and_then(document_index::allowed_methods),
+        },
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::PayloadTooLarge("the payload is larger than the limit".into())
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType(message),
         StatusCode::UNAUTHORIZED => AppError::Unauthorized("authentication is required"),
         StatusCode::UNPROCESSABLE_ENTITY => AppError::Validation {

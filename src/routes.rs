@@ -63,3 +63,9 @@ pub fn openapi() -> OpenApiService<impl OpenApi, ()> {
     OpenApiService::new(apis, "marketplace", env!("CARGO_PKG_VERSION"))
         .description("Clients book workers; workers manage listings and KYC; admins moderate.")
 }
+
+/// The OpenAPI document, as `/api/v1/openapi.json` serves it and `marketplace openapi`
+/// prints it.
+pub fn document() -> String {
+    openapi().spec()
+}

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod catalog;
 mod cli;
+mod contract;
 mod events;
 mod foundation;
 mod jobs;

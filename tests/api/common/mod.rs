@@ -521,6 +521,26 @@ impl Reply {
                 && self.json["type"].is_string()
         );
     }
+
+    /// Asserts a 422 `validation_failed` naming exactly `fields`, in order, each with a
+    /// message: what a form needs to show the errors beside its inputs.
+    #[track_caller]
+    pub fn assert_invalid(&self, fields: &[&str]) {
+        self.assert_problem(422, "validation_failed");
+        let errors = self.json["errors"].as_array().cloned().unwrap_or_default();
+        let named: Vec<&str> = errors
+            .iter()
+            .map(|e| e["field"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(named, fields, "{}", self.body);
+        assert!(
+            errors
+                .iter()
+                .all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty())),
+            "{}",
+            self.body
+        );
+    }
 }
 
 /// An access and refresh token of one login.
