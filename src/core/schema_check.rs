@@ -49,7 +49,7 @@ impl BodySchema {
             registry,
             root: T::schema_ref(),
         }));
-        *SCHEMAS
+        SCHEMAS
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(key)
