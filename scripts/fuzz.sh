@@ -7,7 +7,8 @@
 #
 #   FUZZ_SECONDS   budget per identity (default 60, what CI uses)
 #   FUZZ_PORT      port of the server under test (default 18181)
-#   FUZZ_WORKERS   schemathesis workers (default 2)
+#   FUZZ_WORKERS   schemathesis workers (default 1: with more, Hypothesis 6.x has been
+#                  seen to fail on its own cache, reported as a runtime error)
 #
 # Needs PostgreSQL and Redis as scripts/services.sh starts them.
 set -euo pipefail
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION=4.32.5
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_PORT=${FUZZ_PORT:-18181}
-FUZZ_WORKERS=${FUZZ_WORKERS:-2}
+FUZZ_WORKERS=${FUZZ_WORKERS:-1}
 BASE="http://127.0.0.1:${FUZZ_PORT}"
 VENV=target/fuzz-venv
 RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/marketplace-fuzz.XXXXXX")

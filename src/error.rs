@@ -322,12 +322,20 @@ impl ResponseError for AppError {
 /// Documents the problem+json responses an operation may give.
 impl ApiResponse for AppError {
     fn meta() -> MetaResponses {
-        let statuses: [(u16, &'static str); 9] = [
+        let statuses: [(u16, &'static str); 11] = [
             (400, "Malformed request (`malformed_body`, `bad_cursor`)"),
             (401, "Missing, invalid, expired or revoked token"),
             (403, "Role or ownership does not allow this"),
             (404, "No such resource visible to the caller"),
             (409, "Conflict with the current state"),
+            (
+                413,
+                "The body is over its limit (JSON: 64 KiB; uploads: `UPLOAD_MAX_BYTES`)",
+            ),
+            (
+                415,
+                "The body's media type (or an upload's content) is not one accepted",
+            ),
             (422, "Well-formed but invalid values (`validation_failed`)"),
             (429, "Rate limited; see `Retry-After`"),
             (500, "Internal error (logged, never detailed)"),

@@ -21,8 +21,8 @@ pub struct ClientProfile {
 pub struct ClientPatch {
     #[oai(validator(max_length = 200, pattern = r"\S"))]
     pub full_name: MaybeUndefined<String>,
-    #[oai(nullable)]
+    #[oai(nullable, validator(max_length = 40, pattern = r"\S"))]
     pub phone: MaybeUndefined<String>,
-    #[oai(nullable)]
+    #[oai(nullable, validator(max_length = 100, pattern = r"\S"))]
     pub city: MaybeUndefined<String>,
 }

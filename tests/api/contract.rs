@@ -125,7 +125,10 @@ async fn query_parameters_are_named_with_what_would_be_valid() {
     );
     let reply = app.get("/api/v1/services?limit=abc", None).await;
     reply.assert_invalid(&["limit"]);
-    assert_eq!(reply.json["errors"][0]["message"], "must be an integer");
+    assert_eq!(
+        reply.json["errors"][0]["message"],
+        "must be an integer of at least 1"
+    );
 }
 
 #[tokio::test]
@@ -224,4 +227,35 @@ async fn the_committed_document_is_what_the_binary_prints_and_serves() {
     let app = TestApp::spawn().await;
     let served = app.get("/api/v1/openapi.json", None).await;
     assert_eq!(format!("{}\n", served.body), printed);
+}
+
+/// Found by schemathesis: a blank `city` passed the document but not the server.
+#[tokio::test]
+async fn blank_profile_text_is_refused_as_the_document_says() {
+    let app = TestApp::spawn().await;
+    let (_, client) = app.user("blank@example.com", "client").await;
+    let reply = app
+        .call(
+            Method::PATCH,
+            "/api/v1/clients/me",
+            Some(&client.access),
+            Some(json!({"city": " ", "phone": "1".repeat(41)})),
+        )
+        .await;
+    reply.assert_invalid(&["phone", "city"]);
+    assert_eq!(reply.json["errors"][1]["message"], "must not be blank");
+    let spec = app.get("/api/v1/openapi.json", None).await.json;
+    let city = &spec["components"]["schemas"]["ClientPatch"]["properties"]["city"];
+    assert_eq!(
+        (city["maxLength"].clone(), city["pattern"].clone()),
+        (json!(100), json!(r"\S"))
+    );
+}
+
+/// The harness drops what it creates: once no test app of this process is alive, its
+/// template database is gone too (a CI run once left two `mpt_*_template` behind).
+#[tokio::test]
+async fn the_harness_leaves_no_template_behind() {
+    drop(TestApp::spawn().await);
+    assert_eq!(crate::common::template_left_behind().await, None);
 }
