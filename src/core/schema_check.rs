@@ -275,8 +275,7 @@ fn check_string(schema: &MetaSchema, text: &str) -> Option<String> {
         _ => {}
     }
     if let Some(pattern) = &schema.pattern {
-        // poem-openapi compiled the same pattern when the type was registered.
-        if regex::Regex::new(pattern).is_ok_and(|re| !re.is_match(text)) {
+        if matches_pattern(pattern, text) == Some(false) {
             return Some(if pattern == NOT_BLANK {
                 "must not be blank".to_owned()
             } else {
@@ -294,6 +293,27 @@ fn check_string(schema: &MetaSchema, text: &str) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Whether `text` matches `pattern`, compiled once per pattern; `None` if it does not
+/// compile (poem-openapi compiles every declared pattern first, so it always does).
+fn matches_pattern(pattern: &str, text: &str) -> Option<bool> {
+    static COMPILED: LazyLock<RwLock<HashMap<String, regex::Regex>>> =
+        LazyLock::new(Default::default);
+    if let Some(re) = COMPILED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(pattern)
+    {
+        return Some(re.is_match(text));
+    }
+    let re = regex::Regex::new(pattern).ok()?;
+    let matched = re.is_match(text);
+    COMPILED
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pattern.to_owned(), re);
+    Some(matched)
 }
 
 fn check_range(schema: &MetaSchema, number: f64) -> Option<String> {
