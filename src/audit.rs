@@ -72,6 +72,7 @@ pub struct AuditEntry {
     /// `user`, `kyc_submission`, `service` or `review`.
     pub target_type: String,
     pub target_id: uuid::Uuid,
+    #[oai(nullable)]
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
 }

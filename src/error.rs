@@ -17,6 +17,8 @@ use poem_openapi::{
     types::ToJSON,
 };
 
+use crate::core::document_index;
+
 /// Codes of errors that carry their own (`AppError::Conflict`, `AppError::Unprocessable`),
 /// named once here so call sites cannot misspell them. Listed in API.md; an existing
 /// code never changes meaning.
@@ -119,6 +121,9 @@ pub enum AppError {
     MalformedBody(String),
     #[error("the cursor is not one this API issued")]
     BadCursor,
+    /// A genuine cursor, passed with a different sort than the query that issued it.
+    #[error("the cursor belongs to another query (a different sort); start again without it")]
+    ForeignCursor,
     #[error("{detail}")]
     Validation {
         detail: String,
@@ -144,8 +149,9 @@ pub enum AppError {
     WrongPassword,
     #[error("the resource does not exist")]
     NotFound,
+    /// `allow` lists the methods the path has (the `Allow` header), when known.
     #[error("the method is not allowed on this resource")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: Option<&'static str> },
     /// An email link's token that is unknown, used, superseded or expired.
     #[error("the link is invalid, used or expired; ask for a new one")]
     TokenInvalid,
@@ -161,8 +167,9 @@ pub enum AppError {
         code: &'static str,
         detail: Cow<'static, str>,
     },
-    #[error("the payload is larger than the limit")]
-    PayloadTooLarge,
+    /// The body is over a limit; the detail names it.
+    #[error("{0}")]
+    PayloadTooLarge(Cow<'static, str>),
     /// The request body arrived too slowly (see `core::connections::TimedBody`).
     #[error("the request body arrived too slowly")]
     RequestTimeout,
@@ -182,11 +189,15 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// A 422 from several field errors (never call it with an empty list).
+    /// A 422 from several field errors (never call it with an empty list). A field
+    /// named `""` is the body as a whole.
     pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
         let detail = errors
             .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
+            .map(|e| match e.field.as_str() {
+                "" => format!("the body {}", e.message),
+                field => format!("{field}: {}", e.message),
+            })
             .collect::<Vec<_>>()
             .join("; ");
         Self::Validation { detail, errors }
@@ -207,7 +218,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedBody(_) => "malformed_body",
-            Self::BadCursor => "bad_cursor",
+            Self::BadCursor | Self::ForeignCursor => "bad_cursor",
             Self::Validation { .. } => "validation_failed",
             Self::Unprocessable { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
@@ -217,12 +228,12 @@ impl AppError {
             Self::AccountSuspended => "account_suspended",
             Self::WrongPassword => "wrong_password",
             Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::TokenInvalid => "token_invalid",
             Self::OidcStateInvalid => "oidc_state_invalid",
             Self::OidcFailed => "oidc_failed",
             Self::Conflict { code, .. } => code,
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RequestTimeout => "request_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
@@ -269,6 +280,7 @@ impl ResponseError for AppError {
         match self {
             Self::MalformedBody(_)
             | Self::BadCursor
+            | Self::ForeignCursor
             | Self::TokenInvalid
             | Self::OidcStateInvalid => StatusCode::BAD_REQUEST,
             Self::Validation { .. } | Self::Unprocessable { .. } => {
@@ -282,9 +294,9 @@ impl ResponseError for AppError {
                 StatusCode::FORBIDDEN
             }
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -312,7 +324,10 @@ impl ResponseError for AppError {
             Self::RateLimited { retry_after_secs } | Self::Overloaded { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            Self::PayloadTooLarge | Self::RequestTimeout => {
+            Self::MethodNotAllowed { allow: Some(allow) } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::PayloadTooLarge(_) | Self::RequestTimeout => {
                 // The rest of the body is not read: the connection cannot be reused.
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -325,12 +340,20 @@ impl ResponseError for AppError {
 /// Documents the problem+json responses an operation may give.
 impl ApiResponse for AppError {
     fn meta() -> MetaResponses {
-        let statuses: [(u16, &'static str); 9] = [
+        let statuses: [(u16, &'static str); 11] = [
             (400, "Malformed request (`malformed_body`, `bad_cursor`)"),
             (401, "Missing, invalid, expired or revoked token"),
             (403, "Role or ownership does not allow this"),
             (404, "No such resource visible to the caller"),
             (409, "Conflict with the current state"),
+            (
+                413,
+                "The body is over its limit (JSON: 64 KiB; uploads: `UPLOAD_MAX_BYTES`)",
+            ),
+            (
+                415,
+                "The body's media type (or an upload's content) is not one accepted",
+            ),
             (422, "Well-formed but invalid values (`validation_failed`)"),
             (429, "Rate limited; see `Retry-After`"),
             (500, "Internal error (logged, never detailed)"),
@@ -420,18 +443,25 @@ pub fn into_problem(err: poem::Error) -> Response {
     if err.is::<poem_openapi::error::ParsePathError>() {
         return AppError::NotFound.as_response();
     }
+    let pattern = err.data::<poem::PathPattern>().map(|p| &*p.0);
     if let Some(param) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
-        return AppError::from(FieldError::new(param.name, "is not a valid value")).as_response();
+        let message = document_index::parameter_message(pattern, param.name);
+        return AppError::from(FieldError::new(param.name, message)).as_response();
     }
     if err.is::<poem::error::CorsError>() {
-        return AppError::Forbidden("not allowed by the CORS policy").as_response();
+        return AppError::Forbidden("this origin is not allowed by the CORS policy (CORS_ORIGINS)")
+            .as_response();
     }
     let status = err.status();
     let message = err.to_string();
     let app = match status {
         StatusCode::NOT_FOUND => AppError::NotFound,
-        StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed,
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed {
+            allow: pattern.and_then(document_index::allowed_methods),
+        },
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::PayloadTooLarge("the payload is larger than the limit".into())
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType(message),
         StatusCode::UNAUTHORIZED => AppError::Unauthorized("authentication is required"),
         StatusCode::UNPROCESSABLE_ENTITY => AppError::Validation {

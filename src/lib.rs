@@ -51,7 +51,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     core::metrics::handle();
     let api = routes::openapi();
     let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let docs = swagger_ui(&api.swagger_ui_html());
     let cors = (!state.settings.cors_origins.is_empty()).then(|| {
         Cors::new()
             .allow_origins(state.settings.cors_origins.iter().map(String::as_str))
@@ -60,12 +60,28 @@ pub fn app(state: AppState) -> impl Endpoint {
     });
     let routes = Route::new()
         .at("/api/v1/openapi.json", spec)
-        .nest("/docs", docs)
+        .at("/docs", docs)
         .nest("/admin", console::routes())
         .nest("/", api)
         .boxed();
     let admitted = Admission::new(state, routes);
     Edge::new(admitted.with_if(cors.is_some(), cors.unwrap_or_default())).with(security_headers())
+}
+
+/// Swagger UI as poem-openapi builds it, with its online validator off: the validator
+/// badge would send the document to validator.swagger.io, and /docs makes no outside call.
+fn swagger_ui(html: &str) -> impl Endpoint + use<> {
+    const OPTIONS: &str = "deepLinking: true,";
+    let html = html.replacen(
+        OPTIONS,
+        "deepLinking: true,\n        validatorUrl: null,",
+        1,
+    );
+    debug_assert!(
+        html.contains("validatorUrl: null"),
+        "poem-openapi's template changed"
+    );
+    poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()))
 }
 
 /// Headers every response carries. poem sends no `Server` banner to begin with.

@@ -36,6 +36,9 @@ enum Command {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Print the OpenAPI document (what `/api/v1/openapi.json` serves) and exit; reads
+    /// no configuration and touches no database, so client generators can run anywhere.
+    Openapi,
     /// Fill the database with demo data (KYC-approved workers, listings, clients).
     Seed {
         #[arg(long, default_value_t = 100)]
@@ -55,6 +58,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        println!("{}", marketplace::routes::document());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(err) => {
@@ -84,8 +91,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let command = cli.command.unwrap_or(Command::Serve);
+    let serving = matches!(command, Command::Serve);
     let result = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
+            Command::Openapi => unreachable!("answered before the configuration is read"),
             Command::Serve => server::serve(settings).await,
             Command::Migrate => {
                 let applied = server::migrate(&settings).await?;
@@ -114,8 +124,12 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+        // Once: a server's operators read its log, a command's user its terminal.
+        Err(err) if serving => {
             tracing::error!(error = %format!("{err:#}"), "failed");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }

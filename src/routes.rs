@@ -62,6 +62,15 @@ pub fn openapi() -> OpenApiService<impl OpenApi, ()> {
         NotificationsApi,
         AdminApi,
     );
-    OpenApiService::new(apis, "marketplace", env!("CARGO_PKG_VERSION"))
-        .description("Clients book workers; workers manage listings and KYC; admins moderate.")
+    OpenApiService::new(apis, "marketplace", env!("CARGO_PKG_VERSION")).description(
+        "Clients book workers; workers manage listings and KYC; admins moderate. \
+             Errors are RFC 9457 problem+json; a 422 lists each offending field by its JSON \
+             path. Text fields refuse NUL characters (422). JSON bodies are limited to 64 KiB.",
+    )
+}
+
+/// The OpenAPI document, as `/api/v1/openapi.json` serves it and `marketplace openapi`
+/// prints it.
+pub fn document() -> String {
+    openapi().spec()
 }

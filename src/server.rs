@@ -31,6 +31,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(?applied, "applied migrations");
     }
+    if settings.jwt_secret.is_none() {
+        // Said where tokens are signed only: `create-admin` and `seed` sign none.
+        tracing::warn!(
+            "JWT_SECRET is not set: tokens are signed with a key generated for this deployment \
+             and stored in its database (set JWT_SECRET; APP_ENV=production requires it)"
+        );
+    }
     let state = AppState::new(settings).await?;
     if let Err(err) = state.revocations.retire_legacy_marker().await {
         tracing::warn!(error = %err, "could not remove the previous release's revocation marker");

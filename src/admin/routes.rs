@@ -47,7 +47,7 @@ impl AdminApi {
         role: Query<Option<UserRole>>,
         status: Query<Option<UserStatus>>,
         q: Query<Option<String>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<User>>, AppError> {
         let filter = UserFilter {
@@ -95,7 +95,7 @@ impl AdminApi {
         _admin: AdminUser,
         state: Data<&AppState>,
         status: Query<Option<KycDecision>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<KycSubmission>>, AppError> {
         kyc::queue(&state, status.0, limit.0, cursor.0.as_deref())
@@ -185,7 +185,7 @@ impl AdminApi {
         &self,
         _admin: AdminUser,
         state: Data<&AppState>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<AuditEntry>>, AppError> {
         audit::list(&state, limit.0, cursor.0.as_deref())

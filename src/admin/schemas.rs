@@ -9,6 +9,7 @@ use crate::db::enums::{JobStatus, UserRole};
 pub struct ReasonRequest {
     /// 1 to 1000 characters. Required to suspend; checked after the target is found, so
     /// an unknown user is 404 whatever the body says.
+    #[oai(nullable, validator(max_length = 1000, pattern = r"\S"))]
     pub reason: Option<String>,
 }
 

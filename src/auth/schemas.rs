@@ -4,7 +4,7 @@
 //! cannot end up in a log line by accident.
 
 use chrono::{DateTime, Utc};
-use poem_openapi::Object;
+use poem_openapi::{Object, types::Email};
 
 use crate::{
     auth::models::UserRow,
@@ -42,9 +42,12 @@ impl From<UserRow> for User {
 /// Sign-up. Fields not listed here (`status`, `id`…) are ignored, never assigned.
 #[derive(Object)]
 pub struct RegisterRequest {
-    pub email: String,
+    #[oai(validator(max_length = 254))]
+    pub email: Email,
     /// 8 to 128 characters.
+    #[oai(validator(min_length = 8, max_length = 128))]
     pub password: String,
+    #[oai(validator(max_length = 200, pattern = r"\S"))]
     pub full_name: String,
     /// `client` or `worker`; admins are created with `marketplace create-admin`.
     pub role: UserRole,
@@ -64,6 +67,7 @@ pub struct RefreshRequest {
 #[derive(Object)]
 pub struct LogoutRequest {
     /// The login's refresh token; the caller's own login is revoked either way.
+    #[oai(nullable)]
     pub refresh_token: Option<String>,
 }
 
@@ -71,6 +75,7 @@ pub struct LogoutRequest {
 pub struct PasswordChangeRequest {
     pub current_password: String,
     /// 8 to 128 characters.
+    #[oai(validator(min_length = 8, max_length = 128))]
     pub new_password: String,
 }
 

@@ -147,7 +147,12 @@ pub async fn register(
     let name = normalize_name(&body.full_name);
     all_valid([
         email.as_ref().err().cloned(),
-        check_password("password", &body.password, &[&body.email, &body.full_name]).err(),
+        check_password(
+            "password",
+            &body.password,
+            &[body.email.as_str(), &body.full_name],
+        )
+        .err(),
         name.as_ref().err().cloned(),
         (body.role == UserRole::Admin).then(|| FieldError::new("role", "must be client or worker")),
     ])?;

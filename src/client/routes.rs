@@ -55,7 +55,7 @@ impl ClientsApi {
         &self,
         user: ClientUser,
         state: Data<&AppState>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<JsonOut<Page<Service>>, AppError> {
         search::favorites(&state, user.0.id, limit.0, cursor.0.as_deref())

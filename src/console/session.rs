@@ -294,7 +294,9 @@ pub async fn read_form<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
         .into_bytes_limit(MAX_FORM_BYTES)
         .await
         .map_err(|err| match err {
-            poem::error::ReadBodyError::PayloadTooLarge => AppError::PayloadTooLarge,
+            poem::error::ReadBodyError::PayloadTooLarge => {
+                AppError::PayloadTooLarge("forms are limited to 16 KiB".into())
+            }
             other => AppError::MalformedBody(other.to_string()),
         })?;
     serde_urlencoded::from_bytes(&bytes)

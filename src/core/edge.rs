@@ -2,7 +2,8 @@
 //! between them:
 //!
 //! - [`Edge`], outermost: a request id and the tracing span that carries it, problem+json
-//!   for any error still left, metrics and the access log, the `X-Request-Id` header.
+//!   for any error still left (a handler's panic included: a 500, not a dropped
+//!   connection), metrics and the access log, the `X-Request-Id` header.
 //!   Every request passes it, CORS preflights and refusals included.
 //! - [`Admission`], innermost: the application state, the client IP (after trusted
 //!   proxies), the per-IP rate limit and the body's minimum rate
@@ -16,12 +17,15 @@
 //! replace made that copy about 9 KiB. Here the routes are boxed once, behind
 //! `Admission`, so what the server copies stays small.
 
-use std::time::Instant;
+use std::{panic::AssertUnwindSafe, time::Instant};
+
+use futures_util::FutureExt;
 
 use poem::{
     Body, Endpoint, PathPattern, Request, Response,
     endpoint::BoxEndpoint,
-    http::{HeaderValue, StatusCode, header},
+    error::ResponseError,
+    http::{HeaderValue, Method, StatusCode, header},
 };
 use tracing::Instrument;
 
@@ -32,7 +36,7 @@ use crate::{
         metrics,
         request_id::{REQUEST_ID_HEADER, RequestId},
     },
-    error::into_problem,
+    error::{AppError, into_problem},
     state::AppState,
 };
 
@@ -72,10 +76,25 @@ impl<E: Endpoint<Output = Response>> Endpoint for Edge<E> {
             client_ip = tracing::field::Empty,
             user_id = tracing::field::Empty,
         );
-        let mut response = match self.inner.call(req).instrument(span.clone()).await {
-            Ok(response) => response,
+        let called = AssertUnwindSafe(self.inner.call(req).instrument(span.clone()))
+            .catch_unwind()
+            .await;
+        let mut response = match called {
+            Ok(Ok(response)) => response,
             // Only CORS refusals get here: `Admission` answers its own errors.
-            Err(err) => span.in_scope(|| into_problem(err)),
+            Ok(Err(err)) => span.in_scope(|| into_problem(err)),
+            // A bug in a handler costs its request, never the connection or the
+            // process: the client gets a 500 with the request id to quote.
+            Err(panic) => span.in_scope(|| {
+                metrics::record_panic();
+                into_problem(
+                    AppError::internal(format!(
+                        "a handler panicked: {}",
+                        panic_message(panic.as_ref())
+                    ))
+                    .into(),
+                )
+            }),
         };
 
         let status = response.status();
@@ -118,6 +137,15 @@ impl<E: Endpoint<Output = Response>> Endpoint for Edge<E> {
     }
 }
 
+/// The text a panic was raised with (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// Which responses are security events (ASVS V16): failed authentication (wrong
 /// password, bad or revoked token), refused access, and rate limiting.
 fn security_event(status: StatusCode) -> Option<&'static str> {
@@ -146,6 +174,14 @@ impl Admission {
             limits,
         }
     }
+}
+
+/// A CORS preflight: `OPTIONS` asking whether a cross-origin method may be used.
+fn is_preflight(req: &Request) -> bool {
+    req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// Whether a request announces a body (a length above zero, or a transfer coding).
@@ -185,16 +221,77 @@ impl Endpoint for Admission {
                 &self.limits,
             )));
         }
+        let preflight = is_preflight(&req);
         Ok(match self.routes.call(req).await {
             Ok(response) => response,
             Err(err) => {
                 let route = err.data::<PathPattern>().cloned();
-                let mut response = into_problem(err);
+                let mut response = if preflight && err.status() == StatusCode::METHOD_NOT_ALLOWED {
+                    // With CORS configured, CORS answers preflights before they get here.
+                    AppError::Forbidden(
+                        "cross-origin requests are refused: no origin is allowed (set CORS_ORIGINS)",
+                    )
+                    .as_response()
+                } else {
+                    into_problem(err)
+                };
                 if let Some(route) = route {
                     response.set_data(route);
                 }
                 response
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::endpoint::make_sync;
+
+    use super::*;
+
+    fn get(path: &str) -> Request {
+        Request::builder()
+            .uri(path.parse().expect("uri"))
+            .header("x-request-id", "panic-test-1")
+            .finish()
+    }
+
+    /// A panicking handler answers 500 problem+json with the request id, is counted,
+    /// and the same endpoint goes on serving.
+    #[tokio::test]
+    async fn a_panic_in_a_handler_is_a_500_and_serving_goes_on() {
+        let endpoint = Edge::new(make_sync(|req: Request| {
+            if req.uri().path() == "/boom" {
+                panic!("deliberate test panic");
+            }
+            Response::builder().body("fine")
+        }));
+
+        let response = endpoint.call(get("/boom")).await.expect("answered");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response
+                .headers()
+                .get("x-request-id")
+                .map(HeaderValue::as_bytes),
+            Some(&b"panic-test-1"[..])
+        );
+        assert_eq!(response.content_type(), Some("application/problem+json"));
+        let body = response.into_body().into_string().await.expect("body");
+        let problem: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(problem["code"], "internal");
+        assert!(
+            !body.contains("deliberate"),
+            "the panic's text stays in the log"
+        );
+
+        let response = endpoint.call(get("/fine")).await.expect("answered");
+        assert_eq!(response.status(), StatusCode::OK);
+        let scraped = metrics::handle().render();
+        assert!(
+            scraped.contains("http_handler_panics_total"),
+            "not counted: {scraped}"
+        );
     }
 }

@@ -22,11 +22,12 @@ use poem_openapi::{
 use serde::Serialize;
 
 use crate::{
-    core::{connections::is_body_timeout, validate::NUL_MESSAGE},
+    core::{connections::is_body_timeout, schema_check::BodySchema},
     error::{AppError, FieldError, into_problem},
 };
 
-/// No JSON request of this API is anywhere near this; larger bodies are refused unread.
+/// No JSON request of this API is anywhere near this; larger bodies are refused unread
+/// (the 413's detail and the document say "64 KiB": keep them in step).
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
 /// A JSON request body parsed into `T`.
@@ -78,60 +79,40 @@ async fn read(request: &Request, body: &mut RequestBody) -> Result<bytes::Bytes,
         .into_bytes_limit(MAX_JSON_BYTES)
         .await
         .map_err(|err| match err {
-            ReadBodyError::PayloadTooLarge => AppError::PayloadTooLarge,
+            ReadBodyError::PayloadTooLarge => {
+                AppError::PayloadTooLarge("JSON bodies are limited to 64 KiB".into())
+            }
             ReadBodyError::Io(io) if is_body_timeout(&io) => AppError::RequestTimeout,
             other => AppError::MalformedBody(format!("could not read the body: {other}")),
         })
 }
 
-/// Bytes that are not JSON: 400; JSON of the wrong shape: 422; blank: `{}`.
-fn parse<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, AppError> {
+/// Bytes that are not JSON: 400; JSON that breaks the documented schema: 422 naming
+/// every offending field (see [`schema_check`](crate::core::schema_check)); a blank body:
+/// `{}` where that is a valid body (action endpoints), else 400.
+fn parse<T: ParseFromJSON + 'static>(bytes: &[u8]) -> Result<T, AppError> {
+    let schema = BodySchema::of::<T>();
     let value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        if !schema.accepts_empty_object() {
+            return Err(AppError::MalformedBody(
+                "the body is empty; this endpoint expects a JSON object".to_owned(),
+            ));
+        }
         serde_json::Value::Object(serde_json::Map::new())
     } else {
         serde_json::from_slice(bytes)
             .map_err(|err| AppError::MalformedBody(format!("the body is not valid JSON: {err}")))?
     };
-    if let Some(field) = field_with_nul(&value) {
-        return Err(FieldError::new(field, NUL_MESSAGE).into());
+    let errors = schema.check(&value);
+    if !errors.is_empty() {
+        return Err(AppError::invalid_fields(errors));
     }
-    T::parse_from_json(Some(value)).map_err(|err| AppError::Validation {
-        detail: err.into_message(),
-        errors: Vec::new(),
-    })
+    // The schema check covers what poem-openapi parses; a type's own parse rule the
+    // document cannot express would still be caught here, for the body as a whole.
+    T::parse_from_json(Some(value)).map_err(|err| FieldError::new("", err.into_message()).into())
 }
 
-/// The first field (dotted path) of a JSON document holding text with a NUL character.
-///
-/// PostgreSQL text cannot store NUL: such a value would fail deep in a query as a 500.
-/// No field of this API has a use for it, so bodies are refused at the edge, with the
-/// field named, before any service sees them.
-fn field_with_nul(value: &serde_json::Value) -> Option<String> {
-    use serde_json::Value;
-    match value {
-        Value::String(text) => text.contains('\0').then(String::new),
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
-            field_with_nul(item).map(|inner| join_path(&i.to_string(), &inner))
-        }),
-        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
-            if key.contains('\0') {
-                return Some(key.replace('\0', "\\0"));
-            }
-            field_with_nul(item).map(|inner| join_path(key, &inner))
-        }),
-        _ => None,
-    }
-}
-
-fn join_path(outer: &str, inner: &str) -> String {
-    if inner.is_empty() {
-        outer.to_owned()
-    } else {
-        format!("{outer}.{inner}")
-    }
-}
-
-impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
+impl<T: ParseFromJSON + 'static> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
@@ -147,13 +128,13 @@ pub struct DeferredJson<T> {
     body: PhantomData<T>,
 }
 
-impl<T: ParseFromJSON> DeferredJson<T> {
+impl<T: ParseFromJSON + 'static> DeferredJson<T> {
     pub fn parse(&self) -> Result<T, AppError> {
         parse(&self.bytes)
     }
 }
 
-impl<'a, T: ParseFromJSON> ApiExtractor<'a> for DeferredJson<T> {
+impl<'a, T: ParseFromJSON + 'static> ApiExtractor<'a> for DeferredJson<T> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
 
     type ParamType = ();
@@ -179,7 +160,7 @@ impl<'a, T: ParseFromJSON> ApiExtractor<'a> for DeferredJson<T> {
     }
 }
 
-impl<'a, T: ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
+impl<'a, T: ParseFromJSON + 'static> ApiExtractor<'a> for JsonBody<T> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
 
     type ParamType = ();
@@ -196,7 +177,8 @@ impl<'a, T: ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
                 content_type: <Self as Payload>::CONTENT_TYPE,
                 schema: <Self as Payload>::schema_ref(),
             }],
-            required: <T as Type>::IS_REQUIRED,
+            // An action endpoint whose body may be `{}` takes an empty body too.
+            required: !BodySchema::of::<T>().accepts_empty_object(),
         })
     }
 

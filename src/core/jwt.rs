@@ -93,7 +93,13 @@ impl TokenKeys {
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
-            .map_err(|_| AppError::Unauthorized("the access token is invalid or expired"))
+            .map_err(|err| match err.kind() {
+                // Same code, but a client knows to refresh rather than log in again.
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    AppError::Unauthorized("the access token has expired — refresh it")
+                }
+                _ => AppError::Unauthorized("the access token is invalid"),
+            })
     }
 }
 
@@ -152,6 +158,23 @@ mod tests {
             keys()
                 .verify(&sign(&claims(json!({})), &"k".repeat(32)))
                 .is_ok()
+        );
+    }
+
+    /// An expired token keeps the `unauthorized` code but says to refresh; a forged one
+    /// does not say "expired".
+    #[test]
+    fn an_expired_token_says_refresh_it() {
+        let now = chrono::Utc::now().timestamp();
+        let secret = "k".repeat(32);
+        let detail = |token: String| keys().verify(&token).err().map(|e| e.public_detail());
+        assert_eq!(
+            detail(sign(&claims(json!({"exp": now - 60})), &secret)).as_deref(),
+            Some("the access token has expired — refresh it")
+        );
+        assert_eq!(
+            detail(sign(&claims(json!({"exp": now - 60})), &"x".repeat(32))).as_deref(),
+            Some("the access token is invalid")
         );
     }
 

@@ -58,5 +58,12 @@ pub fn init(targets: &LogTargets<'_>) -> anyhow::Result<WorkerGuard> {
         .with(file)
         .with(stdout)
         .try_init()?;
+    // Panics (a handler's, a background task's) reach the JSON log too, with the span
+    // that was current (request id included), not only the terminal.
+    let terminal = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "panic");
+        terminal(info);
+    }));
     Ok(guard)
 }

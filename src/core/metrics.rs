@@ -101,6 +101,12 @@ fn method_label(method: &Method) -> &'static str {
         .unwrap_or("other")
 }
 
+/// A handler panicked (the request was answered 500; the panic is in the log).
+pub fn record_panic() {
+    handle();
+    metrics::counter!("http_handler_panics_total").increment(1);
+}
+
 /// Publishes the database pool's current usage.
 pub fn record_pool(size: usize, available: usize, max_size: usize, waiting: usize) {
     metrics::gauge!("db_pool_connections", "state" => "open").set(size as f64);

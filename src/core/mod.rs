@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod connections;
+pub mod document_index;
 pub mod edge;
 pub mod ids;
 pub mod json;
@@ -16,6 +17,7 @@ pub mod patch;
 pub mod redis;
 pub mod request_id;
 pub mod revocation;
+pub mod schema_check;
 pub mod signing_key;
 pub mod upload;
 pub mod validate;

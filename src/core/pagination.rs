@@ -37,6 +37,7 @@ pub fn limit(requested: Option<i64>) -> Result<i64, AppError> {
 pub struct Page<T: ParseFromJSON + ToJSON + Type> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

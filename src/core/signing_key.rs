@@ -42,9 +42,5 @@ pub async fn resolve(settings: &Settings, db: &DbPool) -> anyhow::Result<Secret>
         .select(app_secrets::value)
         .first(&mut conn)
         .await?;
-    tracing::warn!(
-        "JWT_SECRET is not set: tokens are signed with a key generated for this deployment \
-         and stored in its database (set JWT_SECRET; APP_ENV=production requires it)"
-    );
     Ok(Secret::new(value))
 }

@@ -75,7 +75,7 @@ impl JobsApi {
         user: AnyUser,
         state: Data<&AppState>,
         status: Query<Option<JobStatus>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<Job>>, AppError> {
         services::list(&state, user.0, status.0, limit.0, cursor.0.as_deref())
@@ -172,7 +172,7 @@ impl JobsApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<JobEvent>>, AppError> {
         services::events(&state, user.0, id.0, limit.0, cursor.0.as_deref())

@@ -58,14 +58,17 @@ pub struct NewJob {
     /// In the future; with the listing's duration it must fit one of the worker's slots.
     pub scheduled_at: DateTime<Utc>,
     /// 1 to 500 characters.
+    #[oai(validator(max_length = 500, pattern = r"\S"))]
     pub address: String,
     /// Up to 2000 characters.
+    #[oai(nullable, validator(max_length = 2000))]
     pub notes: Option<String>,
 }
 
 /// Why a job was declined or cancelled (required to cancel).
 #[derive(Debug, Object)]
 pub struct ReasonBody {
+    #[oai(nullable, validator(max_length = 1000, pattern = r"\S"))]
     pub reason: Option<String>,
 }
 
@@ -81,10 +84,13 @@ impl ReasonBody {
 #[derive(Debug, Object)]
 pub struct JobEvent {
     /// Null for the booking itself.
+    #[oai(nullable)]
     pub from_status: Option<JobStatus>,
     pub to_status: JobStatus,
     /// Null when the system acted (expiry).
+    #[oai(nullable)]
     pub actor_id: Option<UserId>,
+    #[oai(nullable)]
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
 }

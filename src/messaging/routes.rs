@@ -75,7 +75,7 @@ impl MessagingApi {
         &self,
         user: AnyUser,
         state: Data<&AppState>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<Thread>>, AppError> {
         services::list(&state, user.0.id, limit.0, cursor.0.as_deref())
@@ -104,7 +104,7 @@ impl MessagingApi {
         id: Path<ThreadId>,
         /// Only messages older than this one.
         before: Query<Option<MessageId>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
     ) -> Result<Json<Page<Message>>, AppError> {
         services::history(&state, user.0.id, id.0, before.0, limit.0)
             .await

@@ -20,6 +20,7 @@ pub struct Message {
     pub sender_id: UserId,
     pub body: String,
     /// The sender's idempotency key, when one was given.
+    #[oai(nullable)]
     pub client_msg_id: Option<String>,
     #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
@@ -43,9 +44,11 @@ impl From<MessageRow> for Message {
 pub struct Thread {
     pub id: ThreadId,
     /// The booking this thread belongs to; null for the pair's inquiry thread.
+    #[oai(nullable)]
     pub job_id: Option<JobId>,
     /// The client, then the worker.
     pub participant_ids: Vec<UserId>,
+    #[oai(nullable)]
     pub last_message: Option<Message>,
     /// Messages from others after the caller's read marker.
     pub unread_count: i64,
@@ -77,9 +80,11 @@ pub struct NewThread {
 #[derive(Debug, Object)]
 pub struct SendMessage {
     /// 1 to 4000 characters, not only whitespace.
+    #[oai(validator(max_length = 4000, pattern = r"\S"))]
     pub body: String,
     /// Makes retries safe: the same key from the same sender in the same thread returns
     /// the first message (200) instead of storing another. 1 to 128 characters.
+    #[oai(nullable, validator(min_length = 1, max_length = 128))]
     pub client_msg_id: Option<String>,
 }
 

@@ -26,7 +26,7 @@ impl NotificationsApi {
         user: AnyUser,
         state: Data<&AppState>,
         unread: Query<Option<bool>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<Notification>>, AppError> {
         services::list(

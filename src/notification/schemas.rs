@@ -18,6 +18,7 @@ pub struct Notification {
     pub kind: String,
     pub payload: serde_json::Value,
     #[serde(serialize_with = "rfc3339_opt")]
+    #[oai(nullable)]
     pub read_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,

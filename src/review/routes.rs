@@ -25,7 +25,7 @@ impl ReviewsApi {
         &self,
         state: Data<&AppState>,
         id: Path<UserId>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<Review>>, AppError> {
         services::for_worker(&state, id.0, limit.0, cursor.0.as_deref())

@@ -24,7 +24,9 @@ pub struct Review {
 #[derive(Debug, Object)]
 pub struct NewReview {
     /// 1 to 5.
+    #[oai(validator(minimum(value = "1"), maximum(value = "5")))]
     pub rating: i64,
     /// Up to 2000 characters.
+    #[oai(nullable, validator(max_length = 2000))]
     pub comment: Option<String>,
 }

@@ -66,6 +66,7 @@ impl ServicesApi {
         /// Default `newest`, or `relevance` when `q` is given. Unrated listings sort last by rating.
         sort: Query<Option<SortOrder>>,
         /// 1 to 100 (larger values are clamped); default 20.
+        #[oai(validator(minimum(value = "1")))]
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<JsonOut<Page<Service>>, AppError> {

@@ -29,6 +29,7 @@ pub struct Service {
     /// How long one booking takes.
     pub duration_minutes: i32,
     pub status: ServiceStatus,
+    #[oai(nullable)]
     pub rating_avg: Option<f64>,
     pub rating_count: i32,
     #[serde(serialize_with = "rfc3339")]
@@ -61,27 +62,39 @@ impl From<ServiceRow> for Service {
 #[derive(Debug, Object)]
 pub struct NewService {
     /// 1 to 200 characters.
+    #[oai(validator(max_length = 200, pattern = r"\S"))]
     pub title: String,
     /// 1 to 5000 characters.
+    #[oai(validator(max_length = 5000, pattern = r"\S"))]
     pub description: String,
     /// 1 to 50 characters, stored lower-case.
+    #[oai(validator(max_length = 50, pattern = r"\S"))]
     pub category: String,
+    #[oai(validator(minimum(value = "0"), maximum(value = "10000000000")))]
     pub price_cents: i64,
     pub pricing_unit: PricingUnit,
+    #[oai(validator(max_length = 100, pattern = r"\S"))]
     pub city: String,
     /// 15 to 1440; 60 when absent.
+    #[oai(nullable, validator(minimum(value = "15"), maximum(value = "1440")))]
     pub duration_minutes: Option<i32>,
 }
 
 /// Absent fields are kept; every field is required, so `null` is a 422.
 #[derive(Debug, Object)]
 pub struct ServicePatch {
+    #[oai(validator(max_length = 200, pattern = r"\S"))]
     pub title: MaybeUndefined<String>,
+    #[oai(validator(max_length = 5000, pattern = r"\S"))]
     pub description: MaybeUndefined<String>,
+    #[oai(validator(max_length = 50, pattern = r"\S"))]
     pub category: MaybeUndefined<String>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "10000000000")))]
     pub price_cents: MaybeUndefined<i64>,
     pub pricing_unit: MaybeUndefined<PricingUnit>,
+    #[oai(validator(max_length = 100, pattern = r"\S"))]
     pub city: MaybeUndefined<String>,
+    #[oai(validator(minimum(value = "15"), maximum(value = "1440")))]
     pub duration_minutes: MaybeUndefined<i32>,
 }
 

@@ -288,7 +288,7 @@ fn keyset(sql: &mut Sql, sort: SortOrder, after: Position) -> Result<(), AppErro
                 .bind::<Uuid, _>(id.0)
                 .push("))");
         }
-        _ => return Err(AppError::BadCursor),
+        _ => return Err(AppError::ForeignCursor),
     }
     Ok(())
 }

@@ -86,7 +86,9 @@ async fn refresh_status(
 fn multer_error(err: multer::Error) -> AppError {
     use multer::Error as E;
     match err {
-        E::FieldSizeExceeded { .. } | E::StreamSizeExceeded { .. } => AppError::PayloadTooLarge,
+        E::FieldSizeExceeded { .. } | E::StreamSizeExceeded { .. } => {
+            AppError::PayloadTooLarge("the upload is larger than UPLOAD_MAX_BYTES allows".into())
+        }
         E::StreamReadFailed(ref source) if is_body_timeout(source.as_ref()) => {
             AppError::RequestTimeout
         }
@@ -130,7 +132,9 @@ async fn receive_file(
         }
         size += chunk.len() as u64;
         if size > max {
-            return Err(AppError::PayloadTooLarge);
+            return Err(AppError::PayloadTooLarge(
+                format!("files are limited to {max} bytes").into(),
+            ));
         }
         hasher.update(&chunk);
         let sink = match pending.as_mut() {

@@ -100,7 +100,7 @@ impl WorkersApi {
         &self,
         user: WorkerUser,
         state: Data<&AppState>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<JsonOut<Page<Service>>, AppError> {
         listings::list_own(&state, user.0.id, limit.0, cursor.0.as_deref())
@@ -136,7 +136,7 @@ impl WorkersApi {
         &self,
         user: WorkerUser,
         state: Data<&AppState>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<KycSubmission>>, AppError> {
         kyc::list_mine(&state, user.0.id, limit.0, cursor.0.as_deref())

@@ -17,11 +17,14 @@ pub struct WorkerProfile {
     pub full_name: String,
     pub bio: String,
     pub skills: Vec<String>,
+    #[oai(nullable)]
     pub city: Option<String>,
     /// IANA timezone name; availability slots are wall-clock times in it.
     pub timezone: String,
+    #[oai(nullable)]
     pub hourly_rate_cents: Option<i64>,
     pub kyc_status: KycStatus,
+    #[oai(nullable)]
     pub rating_avg: Option<f64>,
     pub rating_count: i32,
     pub created_at: DateTime<Utc>,
@@ -48,10 +51,15 @@ impl WorkerProfile {
 /// Absent fields are left alone; `null` clears an optional field (a required one → 422).
 #[derive(Debug, Object)]
 pub struct WorkerPatch {
+    #[oai(validator(max_length = 200, pattern = r"\S"))]
     pub full_name: MaybeUndefined<String>,
+    #[oai(nullable, validator(max_length = 2000))]
     pub bio: MaybeUndefined<String>,
+    #[oai(nullable)]
     pub skills: MaybeUndefined<Vec<String>>,
+    #[oai(nullable, validator(max_length = 100, pattern = r"\S"))]
     pub city: MaybeUndefined<String>,
+    #[oai(nullable, validator(minimum(value = "0")))]
     pub hourly_rate_cents: MaybeUndefined<i64>,
     /// An IANA name such as `Europe/Lisbon`.
     pub timezone: MaybeUndefined<String>,
@@ -74,10 +82,13 @@ impl From<WorkerPatch> for ProfileChanges {
 #[derive(Debug, Clone, Object)]
 pub struct SlotBody {
     /// 0 = Monday … 6 = Sunday.
+    #[oai(validator(minimum(value = "0"), maximum(value = "6")))]
     pub weekday: i64,
     /// `HH:MM`.
+    #[oai(validator(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub start: String,
     /// `HH:MM`, up to `24:00`.
+    #[oai(validator(pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"))]
     pub end: String,
 }
 
@@ -94,6 +105,7 @@ pub struct KycSubmission {
     pub document_type: KycDocumentType,
     pub status: KycDecision,
     /// Why it was rejected.
+    #[oai(nullable)]
     pub reason: Option<String>,
     /// Detected from the file's bytes: `image/jpeg`, `image/png` or `application/pdf`.
     pub content_type: String,
@@ -101,6 +113,7 @@ pub struct KycSubmission {
     /// Lowercase hex SHA-256 of the file.
     pub sha256: String,
     pub created_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub reviewed_at: Option<DateTime<Utc>>,
 }
 

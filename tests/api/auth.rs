@@ -77,7 +77,7 @@ async fn admin_self_registration_is_refused() {
             json!({"email": "evil@example.com", "password": PASSWORD, "full_name": "X", "role": "admin"}),
         )
         .await;
-    reply.assert_problem(422, "validation_failed");
+    reply.assert_invalid(&["role"]);
     assert_eq!(reply.json["errors"][0]["field"], "role");
     let login = app
         .post(
@@ -118,7 +118,7 @@ async fn invalid_registration_names_each_field() {
             json!({"email": "nope", "password": "short", "full_name": " ", "role": "client"}),
         )
         .await;
-    reply.assert_problem(422, "validation_failed");
+    reply.assert_invalid(&["email", "password", "full_name"]);
     let fields: Vec<&str> = reply.json["errors"]
         .as_array()
         .expect("errors")
@@ -133,7 +133,7 @@ async fn invalid_registration_names_each_field() {
             json!({"email": "l@example.com", "password": "x".repeat(129), "full_name": "L", "role": "client"}),
         )
         .await;
-    long.assert_problem(422, "validation_failed");
+    long.assert_invalid(&["password"]);
 }
 
 #[tokio::test]
@@ -337,7 +337,7 @@ async fn password_change_revokes_other_logins_only() {
             json!({"current_password": PASSWORD, "new_password": "short"}),
         )
         .await;
-    short.assert_problem(422, "validation_failed");
+    short.assert_invalid(&["new_password"]);
 
     let ok = app
         .post(
@@ -408,7 +408,7 @@ async fn suspension_revokes_everything_and_survives_reinstatement() {
             json!({}),
         )
         .await;
-    missing_reason.assert_problem(422, "validation_failed");
+    missing_reason.assert_invalid(&["reason"]);
     let unknown = app
         .post(
             &format!("/api/v1/admin/users/{}/suspend", uuid::Uuid::now_v7()),

@@ -195,7 +195,7 @@ async fn owners_change_and_delete_their_listings_only() {
             Some(json!({"title": null})),
         )
         .await;
-    null.assert_problem(422, "validation_failed");
+    null.assert_invalid(&["title"]);
     let bad = app
         .call(
             Method::PATCH,
@@ -204,7 +204,7 @@ async fn owners_change_and_delete_their_listings_only() {
             Some(json!({"duration_minutes": 5})),
         )
         .await;
-    bad.assert_problem(422, "validation_failed");
+    bad.assert_invalid(&["duration_minutes"]);
 
     app.call(
         Method::PATCH,
@@ -258,7 +258,7 @@ async fn only_workers_create_and_input_is_checked() {
             json!({"title": "", "description": "D", "category": "c", "price_cents": -1, "pricing_unit": "fixed", "city": "X", "duration_minutes": 2000}),
         )
         .await;
-    bad.assert_problem(422, "validation_failed");
+    bad.assert_invalid(&["title", "price_cents", "duration_minutes"]);
     let fields: HashSet<&str> = bad.json["errors"]
         .as_array()
         .expect("errors")
@@ -377,15 +377,15 @@ async fn bad_cursors_and_limits() {
     .assert_problem(400, "bad_cursor");
     app.get("/api/v1/services?limit=0", None)
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["limit"]);
     app.get("/api/v1/services?limit=abc", None)
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["limit"]);
     let clamped = app.get("/api/v1/services?limit=1000", None).await;
     assert_eq!(clamped.status, StatusCode::OK);
     app.get("/api/v1/services?sort=relevance", None)
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["sort"]);
 }
 
 #[tokio::test]
@@ -444,7 +444,7 @@ async fn filters_and_relevance() {
     assert_eq!(by(&format!("worker_id={worker_id}")).await.len(), 2);
     app.get("/api/v1/services?min_price=5&max_price=1", None)
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["min_price"]);
 }
 
 #[tokio::test]
@@ -473,10 +473,10 @@ async fn worker_profile_and_availability() {
         .await;
     assert_eq!(cleared.json["city"], Value::Null);
     assert_eq!(cleared.json["hourly_rate_cents"], 2500, "absent is kept");
-    for bad in [
-        json!({"timezone": "Mars/Olympus"}),
-        json!({"full_name": null}),
-        json!({"hourly_rate_cents": -1}),
+    for (bad, field) in [
+        (json!({"timezone": "Mars/Olympus"}), "timezone"),
+        (json!({"full_name": null}), "full_name"),
+        (json!({"hourly_rate_cents": -1}), "hourly_rate_cents"),
     ] {
         app.call(
             Method::PATCH,
@@ -485,7 +485,7 @@ async fn worker_profile_and_availability() {
             Some(bad),
         )
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&[field]);
     }
 
     let slots = json!({"slots": [{"weekday": 0, "start": "09:00", "end": "12:00"}, {"weekday": 0, "start": "12:00", "end": "18:00"}, {"weekday": 6, "start": "20:00", "end": "24:00"}]});
@@ -511,7 +511,7 @@ async fn worker_profile_and_availability() {
             Some(overlap),
         )
         .await;
-    reply.assert_problem(422, "validation_failed");
+    reply.assert_invalid(&["slots[1]"]);
     assert_eq!(reply.json["errors"][0]["field"], "slots[1]");
     let backwards = json!({"slots": [{"weekday": 2, "start": "12:00", "end": "09:00"}]});
     app.call(
@@ -521,7 +521,7 @@ async fn worker_profile_and_availability() {
         Some(backwards),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_invalid(&["slots[0]"]);
     assert_eq!(
         app.get(&format!("/api/v1/workers/{id}/availability"), None)
             .await

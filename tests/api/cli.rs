@@ -84,13 +84,22 @@ async fn create_admin_then_duplicate() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // No token is signed here, so no warning about the signing key.
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("JWT_SECRET"),
+        "{output:?}"
+    );
     let tokens = app.login("boss@example.com", "an admin password").await;
     let me = app.get("/api/v1/auth/me", Some(&tokens.access)).await;
     assert_eq!(me.json["role"], "admin");
 
     let output = marketplace(&args, &env, "another password\n");
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    // Said once, on the terminal, not also as a log line.
+    let printed = format!("{stderr}{}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(printed.matches("already exists").count(), 1, "{printed}");
 }
 
 #[tokio::test]

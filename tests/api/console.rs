@@ -289,7 +289,10 @@ async fn only_admins_may_sign_in_and_others_are_told_why() {
             .get_result(&mut conn)
             .await
             .expect("count");
-        assert_eq!(sessions, 2, "one API login each for the worker and the client");
+        assert_eq!(
+            sessions, 2,
+            "one API login each for the worker and the client"
+        );
     }
     // And an API token is no console credential.
     let with_bearer = app.get("/admin/", Some(&worker.access)).await;

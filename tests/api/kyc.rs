@@ -130,7 +130,7 @@ async fn rejected_uploads_leave_neither_file_nor_row() {
             Vec::new(),
         )
         .await;
-    empty.assert_problem(422, "validation_failed");
+    empty.assert_invalid(&["file"]);
 
     let no_type = app
         .upload(
@@ -138,7 +138,7 @@ async fn rejected_uploads_leave_neither_file_nor_row() {
             vec![("file", Some("x.pdf"), "application/pdf", PDF.to_vec())],
         )
         .await;
-    no_type.assert_problem(422, "validation_failed");
+    no_type.assert_invalid(&["document_type"]);
     assert_eq!(no_type.json["errors"][0]["field"], "document_type");
 
     let no_file = app
@@ -147,7 +147,7 @@ async fn rejected_uploads_leave_neither_file_nor_row() {
             vec![("document_type", None, "text/plain", b"passport".to_vec())],
         )
         .await;
-    no_file.assert_problem(422, "validation_failed");
+    no_file.assert_invalid(&["file"]);
 
     let unknown_field = app
         .upload(
@@ -159,7 +159,7 @@ async fn rejected_uploads_leave_neither_file_nor_row() {
             ],
         )
         .await;
-    unknown_field.assert_problem(422, "validation_failed");
+    unknown_field.assert_invalid(&["owner"]);
 
     let bad_type = app
         .upload(
@@ -175,7 +175,7 @@ async fn rejected_uploads_leave_neither_file_nor_row() {
             ],
         )
         .await;
-    bad_type.assert_problem(422, "validation_failed");
+    bad_type.assert_invalid(&["document_type"]);
 
     let mut big = PDF.to_vec();
     big.resize(1025, b'x');
@@ -378,7 +378,7 @@ async fn review_rules_and_kyc_status() {
             json!({}),
         )
         .await;
-    no_reason.assert_problem(422, "validation_failed");
+    no_reason.assert_invalid(&["reason"]);
     let rejected = app
         .post(
             &format!("/api/v1/admin/kyc/{second}/reject"),

@@ -8,6 +8,7 @@ mod auth;
 mod catalog;
 mod cli;
 mod console;
+mod contract;
 mod events;
 mod foundation;
 mod jobs;

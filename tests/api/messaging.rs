@@ -134,7 +134,7 @@ async fn messaging_inquiry_threads_are_one_per_pair() {
         .assert_problem(404, "not_found");
     open_thread(app, &chat.client, "not-a-uuid")
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["worker_id"]);
 
     // Concurrent first contacts with a new worker make one thread.
     let (busy_worker, _) = app.user("busy@example.com", "worker").await;
@@ -208,19 +208,17 @@ async fn messaging_bodies_are_checked_in_characters() {
         json!({"body": "  \n "}),
         json!({"body": "a\u{0}b"}),
     ] {
-        chat.send(&chat.client, bad)
-            .await
-            .assert_problem(422, "validation_failed");
+        chat.send(&chat.client, bad).await.assert_invalid(&["body"]);
     }
     chat.send(&chat.client, json!({"body": "é".repeat(4001)}))
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["body"]);
     chat.send(&chat.client, json!({"nobody": 1}))
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["body"]);
     chat.send(&chat.client, json!({"body": "x", "client_msg_id": ""}))
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["client_msg_id"]);
     let long = "é".repeat(4000);
     let stored = chat.say(&chat.worker, &long).await;
     assert_eq!(stored["body"], long.as_str());
@@ -316,7 +314,7 @@ async fn messaging_history_pages_newest_first() {
     chat.app
         .get(&format!("{path}?limit=0"), Some(&chat.worker.access))
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["limit"]);
 }
 
 #[tokio::test]
@@ -401,7 +399,7 @@ async fn messaging_thread_list_orders_by_activity_and_counts_unread() {
     .await;
     read(elsewhere.json["id"].clone())
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["message_id"]);
 }
 
 #[tokio::test]

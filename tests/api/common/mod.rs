@@ -28,7 +28,7 @@ use marketplace::{
 use poem::{Server, listener::Acceptor, listener::Listener};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
@@ -40,7 +40,18 @@ pub const PASSWORD: &str = "correct horse battery";
 pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
-static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+/// This process's migrated template and how many test databases cloned from it are alive:
+/// the last one to go drops the template too, so a run leaves no `mpt_*_template` behind
+/// (a later app in the same process builds it again).
+static TEMPLATE: Mutex<Template> = Mutex::const_new(Template {
+    name: None,
+    live: 0,
+});
+
+struct Template {
+    name: Option<String>,
+    live: usize,
+}
 
 fn run_id() -> u32 {
     std::process::id()
@@ -52,27 +63,59 @@ async fn admin_conn() -> AsyncPgConnection {
         .expect("PostgreSQL at 127.0.0.1:5432 (run scripts/services.sh)")
 }
 
-/// Sweeps databases left by crashed runs, then builds this run's template.
-async fn template() -> &'static str {
-    TEMPLATE
-        .get_or_init(|| async {
-            init_logging();
-            let mut conn = admin_conn().await;
-            sweep_leftovers(&mut conn).await;
-            let name = format!("mpt_{}_template", run_id());
-            conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .expect("drop old template");
-            let url: url::Url = format!("{PG_HOST}/{name}").parse().expect("url");
-            marketplace::db::ensure_database(&url, &PgTls::Disable)
-                .await
-                .expect("create template");
-            marketplace::db::run_migrations(&url, &PgTls::Disable)
-                .await
-                .expect("migrate template");
-            name
-        })
+/// Sweeps databases left by crashed runs, then builds this process's template.
+async fn build_template() -> String {
+    init_logging();
+    let mut conn = admin_conn().await;
+    sweep_leftovers(&mut conn).await;
+    let name = format!("mpt_{}_template", run_id());
+    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await
+        .expect("drop old template");
+    let url: url::Url = format!("{PG_HOST}/{name}").parse().expect("url");
+    marketplace::db::ensure_database(&url, &PgTls::Disable)
+        .await
+        .expect("create template");
+    marketplace::db::run_migrations(&url, &PgTls::Disable)
+        .await
+        .expect("migrate template");
+    name
+}
+
+/// One test database fewer; the template goes with the last one.
+async fn release_template(conn: &mut AsyncPgConnection) {
+    let mut template = TEMPLATE.lock().await;
+    template.live -= 1;
+    if template.live == 0
+        && let Some(name) = template.name.take()
+    {
+        let _ = conn
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
+/// This process's template database, if it still exists although no test app of the
+/// process is alive (it should not: the last app's drop removes it).
+pub async fn template_left_behind() -> Option<String> {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let template = TEMPLATE.lock().await;
+    if template.live > 0 {
+        return None;
+    }
+    let name = format!("mpt_{}_template", run_id());
+    let found: Found = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"
+    ))
+    .get_result(&mut admin_conn().await)
+    .await
+    .expect("query pg_database");
+    (found.n > 0).then_some(name)
 }
 
 /// Databases named `mpt_<pid>_…` whose process is gone were left by a crashed run.
@@ -179,14 +222,22 @@ impl TestApp {
 
     /// Spawns with configuration overrides (`("RATE_LIMIT_PER_SEC", "1")`, …).
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
-        let template = template().await;
         let n = NEXT_DB.fetch_add(1, Ordering::Relaxed);
         let db_name = format!("mpt_{}_{n}", run_id());
-        admin_conn()
-            .await
-            .batch_execute(&format!("CREATE DATABASE {db_name} TEMPLATE {template}"))
-            .await
-            .expect("create test database");
+        {
+            // Held while cloning, so the template cannot be dropped under the clone.
+            let mut template = TEMPLATE.lock().await;
+            if template.name.is_none() {
+                template.name = Some(build_template().await);
+            }
+            let name = template.name.as_deref().unwrap_or_default();
+            admin_conn()
+                .await
+                .batch_execute(&format!("CREATE DATABASE {db_name} TEMPLATE {name}"))
+                .await
+                .expect("create test database");
+            template.live += 1;
+        }
         let prefix = format!("mpt:{}:{n}:", run_id());
         let settings = settings_for(&db_name, &prefix, overrides);
         Self::serve(db_name, settings, false).await
@@ -450,10 +501,11 @@ impl Drop for TestApp {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let _ = admin_conn()
-                    .await
+                let mut conn = admin_conn().await;
+                let _ = conn
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
                     .await;
+                release_template(&mut conn).await;
                 delete_prefix(REDIS_URL, &prefix).await;
             });
         });
@@ -525,6 +577,26 @@ impl Reply {
             self.json["title"].is_string()
                 && self.json["detail"].is_string()
                 && self.json["type"].is_string()
+        );
+    }
+
+    /// Asserts a 422 `validation_failed` naming exactly `fields`, in order, each with a
+    /// message: what a form needs to show the errors beside its inputs.
+    #[track_caller]
+    pub fn assert_invalid(&self, fields: &[&str]) {
+        self.assert_problem(422, "validation_failed");
+        let errors = self.json["errors"].as_array().cloned().unwrap_or_default();
+        let named: Vec<&str> = errors
+            .iter()
+            .map(|e| e["field"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(named, fields, "{}", self.body);
+        assert!(
+            errors
+                .iter()
+                .all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty())),
+            "{}",
+            self.body
         );
     }
 }
