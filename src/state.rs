@@ -18,6 +18,7 @@ use crate::{
     },
     db::{self, DbPool},
     messaging::hub::Hub,
+    service::search::{self, Ranking},
 };
 
 /// Cheap to clone: one `Arc` around everything.
@@ -39,6 +40,8 @@ pub struct Inner {
     pub uploads: Arc<dyn UploadStore>,
     /// This instance's WebSockets and their Redis pub/sub fan-out.
     pub hub: Hub,
+    /// How search ranks by relevance here (from the RUM index when the database has it).
+    pub ranking: Ranking,
 }
 
 impl Deref for AppState {
@@ -55,6 +58,7 @@ impl AppState {
     pub async fn new(settings: Settings) -> anyhow::Result<Self> {
         let db = db::pool(&settings)?;
         let secret = signing_key::resolve(&settings, &db).await?;
+        let ranking = search::ranking(&db).await?;
         let redis = redis::pool(
             &settings.redis_url,
             settings.db_pool_size * 2,
@@ -79,6 +83,7 @@ impl AppState {
             limits: RateLimits::new(&settings),
             uploads: Arc::new(LocalStore::new(&settings.upload_dir)),
             revocations,
+            ranking,
             search_db: db::search_pool(&settings)?,
             db,
             redis,
