@@ -359,12 +359,20 @@ async fn migrations_succeed_where_rum_cannot_be_created() {
         fn drop(&mut self) {
             let name = self.0.clone();
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
                 runtime.block_on(async move {
-                    if let Ok(mut admin) = AsyncPgConnection::establish(crate::common::PG_ADMIN_URL).await {
-                        let _ = admin
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); DROP ROLE IF EXISTS {name}"))
-                            .await;
+                    if let Ok(mut admin) =
+                        AsyncPgConnection::establish(crate::common::PG_ADMIN_URL).await
+                    {
+                        for statement in [
+                            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                            format!("DROP ROLE IF EXISTS {name}"),
+                        ] {
+                            let _ = admin.batch_execute(&statement).await;
+                        }
                     }
                 });
             })
@@ -376,13 +384,18 @@ async fn migrations_succeed_where_rum_cannot_be_created() {
     let mut admin = AsyncPgConnection::establish(crate::common::PG_ADMIN_URL)
         .await
         .expect("admin");
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE); DROP ROLE IF EXISTS {name}; \
-             CREATE ROLE {name} LOGIN; CREATE DATABASE {name} OWNER {name}"
-        ))
-        .await
-        .expect("role and database");
+    // One statement per call: CREATE and DROP DATABASE refuse to run in a transaction.
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("DROP ROLE IF EXISTS {name}"),
+        format!("CREATE ROLE {name} LOGIN"),
+        format!("CREATE DATABASE {name} OWNER {name}"),
+    ] {
+        admin
+            .batch_execute(&statement)
+            .await
+            .expect("role and database");
+    }
     AsyncPgConnection::establish(&format!("{PG_HOST}/{name}"))
         .await
         .expect("as superuser")
