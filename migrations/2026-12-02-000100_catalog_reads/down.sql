@@ -1,3 +1,4 @@
+DROP INDEX services_title_trgm_idx;
 DROP INDEX IF EXISTS services_search_rum_idx;
 DROP EXTENSION IF EXISTS rum;
 DROP INDEX services_location_idx;

@@ -33,6 +33,10 @@ CREATE INDEX services_city_price_idx ON services (lower(city), price_cents, id) 
 CREATE INDEX services_city_rating_idx ON services (lower(city), (COALESCE(rating_avg, -1)) DESC, id DESC) WHERE listed;
 CREATE INDEX services_search_idx ON services USING gin (search) WHERE listed;
 
+-- The typo fallback: titles similar to what was typed when the words match nothing
+-- (pg_trgm's word similarity, `<%`), from a trigram index.
+CREATE INDEX services_title_trgm_idx ON services USING gin (title gin_trgm_ops) WHERE listed;
+
 -- "Near me": ll_to_earth places a point on a 3-D cube; a radius is an earth_box
 -- containment (the GiST index answers it, reading only the box) refined by
 -- earth_distance, and nearest-first is the index's KNN order on `<->`: the straight-line

@@ -140,6 +140,18 @@ enum Position {
     IndexedRelevance(f32, ServiceId),
     /// The cube distance `<->` from the `near` point (ordered like the great circle).
     Distance(f64, ServiceId),
+    /// `word_similarity` of the query to the title: the typo fallback's pages.
+    Similar(f32, ServiceId),
+}
+
+/// How the rows of a search with `q` are matched and ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matching {
+    /// Full text (the last word also as a prefix), ranked the database's [`Ranking`] way.
+    Words(Ranking),
+    /// Nothing matched the words: titles similar to what was typed (pg_trgm), most similar
+    /// first, so `plumbr` or `plumber` still finds plumbing.
+    Similar,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -216,9 +228,74 @@ pub async fn search(
         (None, Some(_)) => SortOrder::Relevance,
         (None, None) => SortOrder::Newest,
     };
-    let ranking = state.ranking;
     let after: Option<Position> = state.cursors.decode_opt(cursor)?;
+    let filters = Filters {
+        q,
+        around,
+        category: search.category.map(|c| c.trim().to_lowercase()),
+        city: search.city.map(|c| c.trim().to_owned()),
+        min_price: search.min_price,
+        max_price: search.max_price,
+        worker_id: search.worker_id,
+    };
+    // A cursor of the typo fallback continues the fallback.
+    let matching = match after {
+        Some(Position::Similar(..)) => Matching::Similar,
+        _ => Matching::Words(state.ranking),
+    };
 
+    // Search's own pool: its concurrency and statement timeout are capped apart from
+    // the rest of the API's (see `db::search_pool`).
+    let _place = state
+        .limits
+        .searches
+        .enter(ip)
+        .ok_or(AppError::RateLimited {
+            retry_after_secs: 1,
+        })?;
+    let mut conn = crate::db::checkout(&state.search_db).await?;
+    let mut rows: Vec<Ranked> = page_sql(&filters, matching, sort, after, limit)?
+        .load(&mut conn)
+        .await?;
+    let mut matching = matching;
+    if rows.is_empty() && after.is_none() && sort == SortOrder::Relevance {
+        matching = Matching::Similar;
+        rows = page_sql(&filters, matching, sort, after, limit)?
+            .load(&mut conn)
+            .await?;
+    }
+    pagination::paginate(
+        &state.cursors,
+        rows,
+        limit,
+        |r| position(sort, matching, r),
+        |r| Service {
+            distance_km: r.distance_km,
+            ..Service::from(r.service)
+        },
+    )
+}
+
+/// A search's checked filters.
+struct Filters<'a> {
+    q: Option<&'a str>,
+    around: Option<Around>,
+    category: Option<String>,
+    city: Option<String>,
+    min_price: Option<i64>,
+    max_price: Option<i64>,
+    worker_id: Option<UserId>,
+}
+
+/// The SQL of one page.
+fn page_sql(
+    filters: &Filters<'_>,
+    matching: Matching,
+    sort: SortOrder,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<Sql, AppError> {
+    let (q, around) = (filters.q, filters.around);
     // Full-text and radius selectivity vary with every value: a plan made for the values
     // at hand beats the cached generic one (measured for q=plumbing over 100k listings:
     // 122 req/s planned per request, 87 req/s with the generic plan), and the RUM and
@@ -234,8 +311,10 @@ pub async fn search(
     // The subquery's LIMIT is opaque to the planner (a NULL, so no limit at all), which
     // makes it plan for a fraction of the rows, where the ordered index scan wins over
     // reading every match to sort them.
-    let inner_order = match (sort, ranking) {
-        (SortOrder::Relevance, Ranking::Index) => Some(" ORDER BY s.search <=> query"),
+    let inner_order = match (sort, matching) {
+        (SortOrder::Relevance, Matching::Words(Ranking::Index)) => {
+            Some(" ORDER BY s.search <=> query")
+        }
         (SortOrder::Distance, _) => {
             Some(" ORDER BY ll_to_earth(s.location_lat, s.location_lng) <-> origin")
         }
@@ -245,10 +324,11 @@ pub async fn search(
         sql.push("SELECT * FROM (");
     }
     sql.push("SELECT ").push(COLUMNS);
-    sql.push(match (q, ranking) {
+    sql.push(match (q, matching) {
         (None, _) => ", 0::real AS rank",
-        (Some(_), Ranking::Computed) => ", ts_rank(s.search, query) AS rank",
-        (Some(_), Ranking::Index) => ", s.search <=> query AS rank",
+        (Some(_), Matching::Words(Ranking::Computed)) => ", ts_rank(s.search, query) AS rank",
+        (Some(_), Matching::Words(Ranking::Index)) => ", s.search <=> query AS rank",
+        (Some(_), Matching::Similar) => ", word_similarity(query, s.title) AS rank",
     });
     sql.push(match around {
         None => ", NULL::float8 AS distance_km, NULL::float8 AS knn FROM services s",
@@ -257,10 +337,27 @@ pub async fn search(
              ll_to_earth(s.location_lat, s.location_lng) <-> origin AS knn FROM services s"
         }
     });
-    if let Some(q) = q {
-        sql.push(", websearch_to_tsquery('english', ")
-            .bind::<Text, _>(q.to_owned())
-            .push(") query");
+    match (q, matching) {
+        (None, _) => {}
+        (Some(q), Matching::Similar) => {
+            sql.push(", (SELECT CAST(")
+                .bind::<Text, _>(q.to_owned())
+                .push(" AS text) AS query) typed");
+        }
+        (Some(q), Matching::Words(_)) => match prefixed(q) {
+            Some((rest, last)) => {
+                sql.push(", (SELECT websearch_to_tsquery('english', ")
+                    .bind::<Text, _>(rest.to_owned())
+                    .push(") && to_tsquery('english', ")
+                    .bind::<Text, _>(format!("{last}:*"))
+                    .push(") AS query) words");
+            }
+            None => {
+                sql.push(", websearch_to_tsquery('english', ")
+                    .bind::<Text, _>(q.to_owned())
+                    .push(") query");
+            }
+        },
     }
     if let Some(around) = around {
         sql.push(", ll_to_earth(")
@@ -270,8 +367,14 @@ pub async fn search(
             .push(") origin");
     }
     sql.push(" WHERE s.listed");
-    if q.is_some() {
-        sql.push(" AND s.search @@ query");
+    match (q, matching) {
+        (None, _) => {}
+        (Some(_), Matching::Words(_)) => {
+            sql.push(" AND s.search @@ query");
+        }
+        (Some(_), Matching::Similar) => {
+            sql.push(" AND query <% s.title");
+        }
     }
     if let Some(around) = around {
         // The box is what the GiST index answers; the distance trims its corners.
@@ -284,63 +387,57 @@ pub async fn search(
             .push(") <= ")
             .bind::<Float8, _>(around.metres);
     }
-    if let Some(category) = search.category {
+    if let Some(category) = &filters.category {
         sql.push(" AND s.category = ")
-            .bind::<Text, _>(category.trim().to_lowercase());
+            .bind::<Text, _>(category.clone());
     }
-    if let Some(city) = search.city {
+    if let Some(city) = &filters.city {
         sql.push(" AND lower(s.city) = lower(")
-            .bind::<Text, _>(city.trim().to_owned())
+            .bind::<Text, _>(city.clone())
             .push(")");
     }
-    if let Some(min) = search.min_price {
+    if let Some(min) = filters.min_price {
         sql.push(" AND s.price_cents >= ").bind::<BigInt, _>(min);
     }
-    if let Some(max) = search.max_price {
+    if let Some(max) = filters.max_price {
         sql.push(" AND s.price_cents <= ").bind::<BigInt, _>(max);
     }
-    if let Some(worker) = search.worker_id {
+    if let Some(worker) = filters.worker_id {
         sql.push(" AND s.worker_id = ").bind::<Uuid, _>(worker.0);
     }
     if let Some(after) = after {
-        keyset(&mut sql, sort, ranking, after)?;
+        keyset(&mut sql, sort, matching, after)?;
     }
     if let Some(inner_order) = inner_order {
         sql.push(inner_order)
             .push(" LIMIT (SELECT NULL::bigint)) page");
     }
-    sql.push(match (sort, ranking) {
+    sql.push(match (sort, matching) {
         (SortOrder::Newest, _) => " ORDER BY s.id DESC",
         (SortOrder::PriceAsc, _) => " ORDER BY s.price_cents ASC, s.id ASC",
         (SortOrder::PriceDesc, _) => " ORDER BY s.price_cents DESC, s.id DESC",
         (SortOrder::Rating, _) => " ORDER BY COALESCE(s.rating_avg, -1) DESC, s.id DESC",
-        (SortOrder::Relevance, Ranking::Computed) => " ORDER BY rank DESC, s.id DESC",
-        (SortOrder::Relevance, Ranking::Index) => " ORDER BY page.rank, page.id DESC",
+        (SortOrder::Relevance, Matching::Words(Ranking::Index)) => {
+            " ORDER BY page.rank, page.id DESC"
+        }
+        (SortOrder::Relevance, _) => " ORDER BY rank DESC, s.id DESC",
         (SortOrder::Distance, _) => " ORDER BY page.knn, page.id",
     });
     sql.push(" LIMIT ").bind::<BigInt, _>(limit + 1);
+    Ok(sql)
+}
 
-    // Search's own pool: its concurrency and statement timeout are capped apart from
-    // the rest of the API's (see `db::search_pool`).
-    let _place = state
-        .limits
-        .searches
-        .enter(ip)
-        .ok_or(AppError::RateLimited {
-            retry_after_secs: 1,
-        })?;
-    let mut conn = crate::db::checkout(&state.search_db).await?;
-    let rows: Vec<Ranked> = sql.load(&mut conn).await?;
-    pagination::paginate(
-        &state.cursors,
-        rows,
-        limit,
-        |r| position(sort, ranking, r),
-        |r| Service {
-            distance_km: r.distance_km,
-            ..Service::from(r.service)
-        },
-    )
+/// `q` as full text whose last word is also a prefix (`plumb` finds plumbing, as a
+/// search box typed into needs): the words before it, and the last word. `None` when
+/// the last word is not a plain word (a quoted phrase, an exclusion, `or`).
+fn prefixed(q: &str) -> Option<(&str, &str)> {
+    let start = q.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let last = &q[start..];
+    let plain = !last.is_empty()
+        && last.chars().all(char::is_alphanumeric)
+        && !last.eq_ignore_ascii_case("or")
+        && q.matches('"').count() % 2 == 0;
+    plain.then(|| (q[..start].trim_end(), last))
 }
 
 /// Longest full-text query accepted, in characters.
@@ -376,15 +473,20 @@ fn query_text(raw: Option<&str>) -> Result<Option<&str>, FieldError> {
     Ok(Some(q))
 }
 
-fn position(sort: SortOrder, ranking: Ranking, ranked: &Ranked) -> Position {
+fn position(sort: SortOrder, matching: Matching, ranked: &Ranked) -> Position {
     let row = &ranked.service;
-    match (sort, ranking) {
+    match (sort, matching) {
         (SortOrder::Newest, _) => Position::Newest(row.id),
         (SortOrder::PriceAsc, _) => Position::PriceAsc(row.price_cents, row.id),
         (SortOrder::PriceDesc, _) => Position::PriceDesc(row.price_cents, row.id),
         (SortOrder::Rating, _) => Position::Rating(row.rating_avg.unwrap_or(UNRATED), row.id),
-        (SortOrder::Relevance, Ranking::Computed) => Position::Relevance(ranked.rank, row.id),
-        (SortOrder::Relevance, Ranking::Index) => Position::IndexedRelevance(ranked.rank, row.id),
+        (SortOrder::Relevance, Matching::Words(Ranking::Computed)) => {
+            Position::Relevance(ranked.rank, row.id)
+        }
+        (SortOrder::Relevance, Matching::Words(Ranking::Index)) => {
+            Position::IndexedRelevance(ranked.rank, row.id)
+        }
+        (SortOrder::Relevance, Matching::Similar) => Position::Similar(ranked.rank, row.id),
         // Every row of a `near` search has a point, so `knn` is set.
         (SortOrder::Distance, _) => Position::Distance(ranked.knn.unwrap_or(f64::MAX), row.id),
     }
@@ -394,7 +496,7 @@ fn position(sort: SortOrder, ranking: Ranking, ranked: &Ranked) -> Position {
 fn keyset(
     sql: &mut Sql,
     sort: SortOrder,
-    ranking: Ranking,
+    matching: Matching,
     after: Position,
 ) -> Result<(), AppError> {
     match (sort, after) {
@@ -422,7 +524,9 @@ fn keyset(
                 .bind::<Uuid, _>(id.0)
                 .push(")");
         }
-        (SortOrder::Relevance, Position::Relevance(rank, id)) if ranking == Ranking::Computed => {
+        (SortOrder::Relevance, Position::Relevance(rank, id))
+            if matching == Matching::Words(Ranking::Computed) =>
+        {
             sql.push(" AND (ts_rank(s.search, query) < ")
                 .bind::<Float4, _>(rank)
                 .push(" OR (ts_rank(s.search, query) = ")
@@ -432,7 +536,7 @@ fn keyset(
                 .push("))");
         }
         (SortOrder::Relevance, Position::IndexedRelevance(distance, id))
-            if ranking == Ranking::Index =>
+            if matching == Matching::Words(Ranking::Index) =>
         {
             sql.push(" AND (s.search <=> query > ")
                 .bind::<Float4, _>(distance)
@@ -450,6 +554,15 @@ fn keyset(
                 .push(", ")
                 .bind::<Uuid, _>(id.0)
                 .push(")");
+        }
+        (SortOrder::Relevance, Position::Similar(rank, id)) => {
+            sql.push(" AND (word_similarity(query, s.title) < ")
+                .bind::<Float4, _>(rank)
+                .push(" OR (word_similarity(query, s.title) = ")
+                .bind::<Float4, _>(rank)
+                .push(" AND s.id < ")
+                .bind::<Uuid, _>(id.0)
+                .push("))");
         }
         _ => return Err(AppError::BadCursor),
     }
@@ -560,5 +673,24 @@ mod tests {
             query_text(Some(&punctuated)).is_err(),
             "commas split words too"
         );
+    }
+
+    #[test]
+    fn the_last_plain_word_is_a_prefix() {
+        assert_eq!(prefixed("plumb"), Some(("", "plumb")));
+        assert_eq!(
+            prefixed("deep  cleaning lis"),
+            Some(("deep  cleaning", "lis"))
+        );
+        assert_eq!(prefixed("pão"), Some(("", "pão")));
+        for not_plain in [
+            "garden -lawn",
+            "\"hedge trim",
+            "piano or",
+            "tiles!",
+            "a b\"c",
+        ] {
+            assert_eq!(prefixed(not_plain), None, "{not_plain}");
+        }
     }
 }

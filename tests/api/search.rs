@@ -420,3 +420,69 @@ async fn migrations_succeed_where_rum_cannot_be_created() {
     state.db.close();
     state.search_db.close();
 }
+
+#[tokio::test]
+async fn words_people_type_find_their_trade() {
+    let (app, _, worker) = setup().await;
+    let mut titled = HashSet::new();
+    for i in 0..5 {
+        titled.insert(id(&app
+            .listing(
+                &worker.access,
+                json!({"title": format!("Bathroom plumbing {i}"), "description": "Leaks fixed"}),
+            )
+            .await));
+    }
+    let described = id(&app
+        .listing(
+            &worker.access,
+            json!({"title": "Leak repair", "description": "A reliable plumbing service"}),
+        )
+        .await);
+    app.listing(&worker.access, json!({"title": "Garden care"}))
+        .await;
+    let found = |q: &str| {
+        let app = &app;
+        let q = q.to_owned();
+        async move { walk(app, &format!("/api/v1/services?q={q}&limit=2")).await }
+    };
+    let mut every = titled.clone();
+    every.insert(described.clone());
+    for q in ["plumb", "plumbing", "bathroom%20plu"] {
+        let seen = found(q).await;
+        assert_eq!(
+            seen.len(),
+            seen.iter().collect::<HashSet<_>>().len(),
+            "{q}: once each"
+        );
+        let expected = if q.starts_with("bathroom") {
+            &titled
+        } else {
+            &every
+        };
+        assert_eq!(
+            &seen.into_iter().collect::<HashSet<_>>(),
+            expected,
+            "{q}: the last word is a prefix"
+        );
+    }
+    for typo in ["plumbr", "plumber", "bathrom"] {
+        let seen = found(typo).await;
+        assert_eq!(
+            seen.len(),
+            titled.len(),
+            "{typo}: each similar title once, over pages"
+        );
+        assert_eq!(
+            seen.into_iter().collect::<HashSet<_>>(),
+            titled,
+            "{typo}: similar titles"
+        );
+    }
+    assert!(found("zzzzqx").await.is_empty());
+    let newest = app.get("/api/v1/services?q=plumbr&sort=newest", None).await;
+    assert!(
+        ids(&newest.json).is_empty(),
+        "the fallback ranks by similarity, for relevance only"
+    );
+}
