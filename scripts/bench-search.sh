@@ -11,7 +11,8 @@
 #   GET /services?q=$WORD vs pgbench running the rank-every-match SQL (ts_rank over every
 #     match, then a top-N sort: the ranking without the RUM index, as before this change);
 #   GET /services?near=<Lisbon centre>&radius_km=10&sort=distance;
-#   GET /services?q=$WORD&near=<Lisbon centre>&radius_km=10.
+#   GET /services?q=$WORD&near=<Lisbon centre>&radius_km=10;
+#   GET /services?q=bathroom plu (prefix) and ?q=plumbr (typo fallback).
 # Then scripts/explain-search.sh on the same data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +88,9 @@ bench_row "search_q" 32 "$BASE/api/v1/services?q=$WORD"
 pgbench_row pgbench_rank_every_match 32 "$work/rank_all.sql"
 bench_row "near_10km_by_distance" 32 "$BASE/api/v1/services?near=$NEAR&radius_km=10&sort=distance"
 bench_row "q_and_near_10km" 32 "$BASE/api/v1/services?q=$WORD&near=$NEAR&radius_km=10"
+# Words people type: a prefix (no exact match, then `plu:*`) and a typo (trigram fallback).
+bench_row "q_prefix_bathroom_plu" 32 "$BASE/api/v1/services?q=bathroom%20plu"
+bench_row "q_typo_plumbr" 32 "$BASE/api/v1/services?q=plumbr"
 echo
 printf 'GET /services/{id} / pgbench PK lookup: %s (rounds: %s)\n' \
   "$(awk -v a="$by_id_rps" -v b="$pg_rps" 'BEGIN {printf "%.2f", a/b}')" "$(cut -d' ' -f1 "$work/by_id.ratios" | paste -sd' ')"

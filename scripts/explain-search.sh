@@ -11,10 +11,13 @@ lat=${NEAR%,*}; lng=${NEAR#*,}
 q() { psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "$1"; }
 COLS="s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at, s.location_lat, s.location_lng"
 WID=$(q "select worker_id from services limit 1")
+# Index orders feed an incremental sort through a subquery with an opaque LIMIT, as the
+# server does (see search.rs).
+OPAQUE="LIMIT (SELECT NULL::bigint)"
 if [ "$(q "select to_regclass('services_search_rum_idx') is not null")" = t ]; then
-  RANK="s.search <=> query"; BY_RANK="s.search <=> query, s.id DESC"
+  relevance() { echo "SELECT * FROM (SELECT $COLS, s.search <=> query AS rank FROM services s, $1 WHERE s.listed AND s.search @@ query $2 ORDER BY s.search <=> query $OPAQUE) page ORDER BY page.rank, page.id DESC LIMIT 21"; }
 else
-  RANK="ts_rank(s.search, query)"; BY_RANK="rank DESC, s.id DESC"
+  relevance() { echo "SELECT $COLS, ts_rank(s.search, query) AS rank FROM services s, $1 WHERE s.listed AND s.search @@ query $2 ORDER BY rank DESC, s.id DESC LIMIT 21"; }
 fi
 POINT="ll_to_earth(s.location_lat, s.location_lng)"
 ORIGIN="ll_to_earth($lat, $lng) origin"
@@ -37,12 +40,13 @@ for sort in newest price_asc price_desc rating; do
   done
 done
 for word in plumbing lisbon "reliable service" plumb:*; do
-  tsq="websearch_to_tsquery('english', '$word')"
-  [[ $word == *:* ]] && tsq="to_tsquery('english', '$word')"
-  explain relevance "q=$word" "SELECT $COLS, $RANK AS rank FROM services s, $tsq query WHERE s.listed AND s.search @@ query ORDER BY $BY_RANK LIMIT 21"
+  tsq="websearch_to_tsquery('english', '$word') query"
+  [[ $word == *:* ]] && tsq="to_tsquery('english', '$word') query"
+  explain relevance "q=$word" "$(relevance "$tsq" "")"
 done
+explain similar "q=plumbr (no words match)" "SELECT $COLS, word_similarity(query, s.title) AS rank FROM services s, (SELECT 'plumbr'::text AS query) typed WHERE s.listed AND query <% s.title ORDER BY rank DESC, s.id DESC LIMIT 21"
 for km in 1 10 25; do
-  explain distance "near, radius_km=$km" "SELECT $COLS, $POINT <-> origin AS knn FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY $POINT <-> origin, s.id LIMIT 21"
+  explain distance "near, radius_km=$km" "SELECT * FROM (SELECT $COLS, $POINT <-> origin AS knn FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY $POINT <-> origin $OPAQUE) page ORDER BY page.knn, page.id LIMIT 21"
   explain newest "near, radius_km=$km" "SELECT $COLS FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY s.id DESC LIMIT 21"
-  explain relevance "q=plumbing, near, radius_km=$km" "SELECT $COLS, $RANK AS rank FROM services s, websearch_to_tsquery('english', 'plumbing') query, $ORIGIN WHERE s.listed AND s.search @@ query AND $(within $((km * 1000))) ORDER BY $BY_RANK LIMIT 21"
+  explain relevance "q=plumbing, near, radius_km=$km" "$(relevance "websearch_to_tsquery('english', 'plumbing') query, $ORIGIN" "AND $(within $((km * 1000)))")"
 done
