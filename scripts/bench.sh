@@ -17,6 +17,8 @@ DB=marketplace_bench
 scripts/services.sh >/dev/null
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
 export BIND="127.0.0.1:$PORT" LOG_LEVEL=warn LOG_DIR="${TMPDIR:-/tmp}/marketplace-bench-logs"
@@ -70,23 +72,14 @@ psql_bench() { psql -q -h 127.0.0.1 -U postgres -d "$DB" "$@"; }
 service_id=$(psql_bench -Atc "SELECT id FROM services ORDER BY id LIMIT 1 OFFSET 50000")
 
 # The SQL the server runs for each endpoint, for pgbench (kept in step with src/service/search.rs).
-COLS="s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at"
-FROM="services s JOIN workers w ON w.user_id = s.worker_id JOIN users u ON u.id = s.worker_id"
-VIS="s.status = 'active' AND u.status = 'active' AND w.kyc_status = 'approved'"
+COLS="s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at, s.location_lat, s.location_lng"
 cat >"$work/by_id.sql" <<SQL
-SELECT $COLS FROM $FROM WHERE s.id = '$service_id' AND ($VIS OR s.worker_id = '00000000-0000-0000-0000-000000000000' OR false);
+SELECT $COLS FROM services s WHERE s.id = '$service_id' AND (s.listed OR s.worker_id = '00000000-0000-0000-0000-000000000000' OR false);
 SQL
+# Without RUM the server ranks like this; with it, see scripts/bench-search.sh.
 cat >"$work/search.sql" <<SQL
-SELECT $COLS, ts_rank(s.search, query) AS rank FROM $FROM, websearch_to_tsquery('english', 'plumbing') query WHERE s.search @@ query AND $VIS ORDER BY rank DESC, s.id DESC LIMIT 21;
+SELECT $COLS, ts_rank(s.search, query) AS rank FROM services s, websearch_to_tsquery('english', 'plumbing') query WHERE s.search @@ query AND s.listed ORDER BY rank DESC, s.id DESC LIMIT 21;
 SQL
-pgbench_row() { # name clients script
-  local out tps lat
-  out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$2" -j 2 -T "$DURATION" -f "$3" "$DB" 2>&1)
-  tps=$(awk '/^tps/ {print $3}' <<<"$out")
-  lat=$(awk '/latency average/ {print $4}' <<<"$out")
-  printf '| %-28s | %5s | %10s | %8s | %8s | %8s |\n' "$1" "$2" "$tps" "avg $lat" "-" "-"
-  echo "$tps" >"$work/$1.rps"
-}
 curl -sf -X POST "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"bench horse battery","full_name":"Bench","role":"client"}' >/dev/null
 token=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
@@ -98,32 +91,18 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"email":"bench@example.com","password":"bench horse battery"}'
 LUA
 
-# wrk --latency prints "50%  1.23ms" lines; normalise to milliseconds.
-to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[^m]s$/) n *= 1000; printf "%.2f", n }'; }
-row() { # name connections wrk-args...
-  local name=$1 conns=$2; shift 2
-  local out; out=$(wrk -t2 -c"$conns" -d"${DURATION}s" --latency "$@")
-  local rps p50 p99 non2xx
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
-  printf '| %-28s | %5s | %10s | %8s | %8s | %8s |\n' "$name" "$conns" "$rps" "$p50" "$p99" "$non2xx"
-  echo "$rps" >"$work/$name.rps"
-}
 
 argon=$(BENCH_SECONDS=$DURATION cargo bench --quiet --bench argon2_raw 2>/dev/null | awk -F'[= ]' '/argon2id_hashes_per_sec/ {print $2}')
 
 echo
-echo "| benchmark                    | conns |      req/s | p50 (ms) | p99 (ms) | non-2xx  |"
-echo "|------------------------------|-------|------------|----------|----------|----------|"
-row health 32 "$BASE/health"
-row auth_me 32 -H "Authorization: Bearer $token" "$BASE/api/v1/auth/me"
-row login 4 -s "$work/login.lua" "$BASE/api/v1/auth/login"
+bench_header
+bench_row health 32 "$BASE/health"
+bench_row auth_me 32 -H "Authorization: Bearer $token" "$BASE/api/v1/auth/me"
+bench_row login 4 -s "$work/login.lua" "$BASE/api/v1/auth/login"
 # The server and pgbench alternate, so the machine's drift (about ±10 % between runs
 # of either alone on this shared 2-core box) lands on both; the median round is shown.
 for i in $(seq "$ROUNDS"); do
-  row service_by_id 32 "$BASE/api/v1/services/$service_id" >"$work/round$i.rows"
+  bench_row service_by_id 32 "$BASE/api/v1/services/$service_id" >"$work/round$i.rows"
   pgbench_row pgbench_service_by_id 32 "$work/by_id.sql" >>"$work/round$i.rows"
   awk -v a="$(cat "$work/service_by_id.rps")" -v b="$(cat "$work/pgbench_service_by_id.rps")" -v i="$i" \
     'BEGIN {printf "%.1f %d %s %s\n", 100*a/b, i, a, b}' >>"$work/by_id.ratios"
@@ -132,7 +111,7 @@ read -r _ median by_id_rps pg_rps < <(sort -n "$work/by_id.ratios" | sed -n "$((
 cat "$work/round$median.rows"
 echo "$by_id_rps" >"$work/service_by_id.rps"
 echo "$pg_rps" >"$work/pgbench_service_by_id.rps"
-row search_plumbing 32 "$BASE/api/v1/services?q=plumbing"
+bench_row search_plumbing 32 "$BASE/api/v1/services?q=plumbing"
 pgbench_row pgbench_search_plumbing 32 "$work/search.sql"
 
 # The booking lifecycle (book, accept, start, complete) with 16 concurrent clients,

@@ -1,27 +1,52 @@
 #!/usr/bin/env bash
-# EXPLAIN ANALYZE of every public sort, alone and with each filter, plus relevance search,
-# against a seeded database (scripts/bench.sh seeds marketplace_bench with 100k listings).
-# Prints: sort | filter | the index the plan walks | execution time. The SQL mirrors
-# src/service/search.rs.
+# EXPLAIN ANALYZE of every public sort, alone and with each filter, then relevance (`q`),
+# "near me" (`near`, by distance and within a radius) and both together, against a
+# seeded database (scripts/bench-search.sh seeds one at 100k or 1M listings and runs
+# this). Prints: case | filter | the index the plan walks | rows read | execution time.
+# The SQL mirrors src/service/search.rs (with the RUM index when the database has it).
 set -euo pipefail
 DB=${DB:-marketplace_bench}
-COLS="s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at"
-FROM="services s JOIN workers w ON w.user_id = s.worker_id JOIN users u ON u.id = s.worker_id"
-VIS="s.status = 'active' AND u.status = 'active' AND w.kyc_status = 'approved'"
-WID=$(psql -h 127.0.0.1 -U postgres -d $DB -Atc "select worker_id from services limit 1")
+NEAR=${NEAR:-38.7223,-9.1393}
+lat=${NEAR%,*}; lng=${NEAR#*,}
+q() { psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "$1"; }
+COLS="s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at, s.location_lat, s.location_lng"
+WID=$(q "select worker_id from services limit 1")
+# Index orders feed an incremental sort through a subquery with an opaque LIMIT, as the
+# server does (see search.rs).
+OPAQUE="LIMIT (SELECT NULL::bigint)"
+if [ "$(q "select to_regclass('services_search_rum_idx') is not null")" = t ]; then
+  relevance() { echo "SELECT * FROM (SELECT $COLS, s.search <=> query AS rank FROM services s, $1 WHERE s.listed AND s.search @@ query $2 ORDER BY s.search <=> query $OPAQUE) page ORDER BY page.rank, page.id DESC LIMIT 21"; }
+else
+  relevance() { echo "SELECT $COLS, ts_rank(s.search, query) AS rank FROM services s, $1 WHERE s.listed AND s.search @@ query $2 ORDER BY rank DESC, s.id DESC LIMIT 21"; }
+fi
+POINT="ll_to_earth(s.location_lat, s.location_lng)"
+ORIGIN="ll_to_earth($lat, $lng) origin"
+within() { echo "s.location_lat IS NOT NULL AND earth_box(origin, $1) @> $POINT AND earth_distance(origin, $POINT) <= $1"; }
+
+explain() { # case filter sql
+  local out idx rows exe
+  out=$(q "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) $3")
+  idx=$(grep -oE "Index (Only )?Scan( Backward)? using [a-z_]+|Bitmap Index Scan on [a-z_]+|Seq Scan on [a-z_]+" <<<"$out" | sort -u | paste -sd' ' | cut -c1-70)
+  rows=$(grep -oE "Buffers: shared hit=[0-9]+( read=[0-9]+)?" <<<"$out" | head -1 | sed 's/Buffers: shared //')
+  exe=$(grep -oE "Execution Time: [0-9.]+ ms" <<<"$out" | sed 's/Execution Time: //')
+  printf '%-12s | %-42s | %-70s | %-22s | %s\n' "$1" "$2" "$idx" "$rows" "$exe"
+}
+
+printf '%-12s | %-42s | %-70s | %-22s | %s\n' case filter "index (plan)" "buffers" "time"
 declare -A ORDER=( [newest]="s.id DESC" [price_asc]="s.price_cents ASC, s.id ASC" [price_desc]="s.price_cents DESC, s.id DESC" [rating]="COALESCE(s.rating_avg, -1) DESC, s.id DESC" )
 for sort in newest price_asc price_desc rating; do
   for filter in "" "AND s.category = 'plumbing'" "AND lower(s.city) = lower('Porto')" "AND s.price_cents >= 10000 AND s.price_cents <= 20000" "AND s.worker_id = '$WID'"; do
-    sql="EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT $COLS, 0::real AS rank FROM $FROM WHERE $VIS $filter ORDER BY ${ORDER[$sort]} LIMIT 21"
-    out=$(psql -h 127.0.0.1 -U postgres -d $DB -Atc "$sql")
-    idx=$(grep -oE "Index (Only )?Scan( Backward)? using [a-z_]+" <<<"$out" | head -1)
-    [ -z "$idx" ] && idx=$(grep -oE "(Bitmap Index Scan on [a-z_]+|Seq Scan on [a-z_]+)" <<<"$out" | head -1)
-    exe=$(grep -oE "Execution Time: [0-9.]+ ms" <<<"$out")
-    printf '%-10s | %-55s | %-55s | %s\n' "$sort" "${filter:-(none)}" "$idx" "$exe"
+    explain "$sort" "${filter:-(none)}" "SELECT $COLS FROM services s WHERE s.listed $filter ORDER BY ${ORDER[$sort]} LIMIT 21"
   done
 done
-for q in "plumbing" "lisbon" "reliable service"; do
-  sql="EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT $COLS, ts_rank(s.search, query) AS rank FROM $FROM, websearch_to_tsquery('english', '$q') query WHERE s.search @@ query AND $VIS ORDER BY rank DESC, s.id DESC LIMIT 21"
-  out=$(psql -h 127.0.0.1 -U postgres -d $DB -Atc "$sql")
-  printf '%-10s | %-55s | %-55s | %s\n' relevance "q=$q" "$(grep -oE 'Bitmap Index Scan on [a-z_]+|Seq Scan on [a-z_]+' <<<"$out" | head -1)" "$(grep -oE 'Execution Time: [0-9.]+ ms' <<<"$out")"
+for word in plumbing lisbon "reliable service" plumb:*; do
+  tsq="websearch_to_tsquery('english', '$word') query"
+  [[ $word == *:* ]] && tsq="to_tsquery('english', '$word') query"
+  explain relevance "q=$word" "$(relevance "$tsq" "")"
+done
+explain similar "q=plumbr (no words match)" "SELECT $COLS, word_similarity(query, s.title) AS rank FROM services s, (SELECT 'plumbr'::text AS query) typed WHERE s.listed AND query <% s.title ORDER BY rank DESC, s.id DESC LIMIT 21"
+for km in 1 10 25; do
+  explain distance "near, radius_km=$km" "SELECT * FROM (SELECT $COLS, $POINT <-> origin AS knn FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY $POINT <-> origin $OPAQUE) page ORDER BY page.knn, page.id LIMIT 21"
+  explain newest "near, radius_km=$km" "SELECT $COLS FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY s.id DESC LIMIT 21"
+  explain relevance "q=plumbing, near, radius_km=$km" "$(relevance "websearch_to_tsquery('english', 'plumbing') query, $ORIGIN" "AND $(within $((km * 1000)))")"
 done

@@ -1,22 +1,24 @@
 //! `marketplace seed`: realistic, varied demo data, fast, for demos and benchmarks.
 //!
 //! Workers are created KYC-approved with weekday availability, so their listings are
-//! public; listings spread over categories and cities with searchable text. Everyone
-//! shares one password (hashed once), printed at the end. Rows go in with large
-//! multi-row INSERTs inside one transaction per batch; 100k listings take seconds.
+//! public. Each worker has one trade and one city: their bio and skills name the trade,
+//! and every listing of theirs is in that trade and city, placed around the city centre
+//! (nearer the centre more often; one in ten without a location). Everyone shares one
+//! password (hashed once), printed at the end. Users go in with large multi-row INSERTs;
+//! listings are made by PostgreSQL itself, set-based (`INSERT … SELECT` over
+//! `generate_series`), 100k per statement, so a million take a minute, not an hour.
 
-use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 
 use crate::{
     config::Secret,
-    core::ids::{ServiceId, UserId},
+    core::ids::UserId,
     db::{
-        enums::{KycStatus, PricingUnit, UserRole},
-        schema::{availability_slots, clients, services, users, workers},
+        enums::{KycStatus, UserRole},
+        schema::{availability_slots, clients, users, workers},
     },
     state::AppState,
 };
@@ -129,18 +131,22 @@ const CATEGORIES: &[(&str, &[&str])] = &[
         &["Dog walking", "Pet sitting", "Dog grooming", "Cat sitting"],
     ),
 ];
-const CITIES: &[&str] = &[
-    "Lisbon",
-    "Porto",
-    "Braga",
-    "Coimbra",
-    "Faro",
-    "Madrid",
-    "Barcelona",
-    "Paris",
-    "Berlin",
-    "Amsterdam",
+/// Cities and their centres (degrees).
+const CITIES: &[(&str, f64, f64)] = &[
+    ("Lisbon", 38.7223, -9.1393),
+    ("Porto", 41.1579, -8.6291),
+    ("Braga", 41.5454, -8.4265),
+    ("Coimbra", 40.2033, -8.4103),
+    ("Faro", 37.0194, -7.9304),
+    ("Madrid", 40.4168, -3.7038),
+    ("Barcelona", 41.3874, 2.1686),
+    ("Paris", 48.8566, 2.3522),
+    ("Berlin", 52.5200, 13.4050),
+    ("Amsterdam", 52.3676, 4.9041),
 ];
+
+/// Listings per `INSERT … SELECT` (one progress step).
+const LISTING_BATCH: usize = 100_000;
 const FIRST: &[&str] = &[
     "Ana", "João", "Maria", "Pedro", "Sofia", "Miguel", "Inês", "Tiago", "Beatriz", "Rui", "Clara",
     "Luís",
@@ -226,15 +232,25 @@ pub async fn seed(
         let profiles: Vec<_> = batch
             .iter()
             .map(|(id, _, _)| {
-                let (category, _) = CATEGORIES.choose(&mut rng).unwrap_or(&CATEGORIES[0]);
+                let (category, titles) = CATEGORIES.choose(&mut rng).unwrap_or(&CATEGORIES[0]);
+                let (city, _, _) = CITIES.choose(&mut rng).unwrap_or(&CITIES[0]);
+                let skills = std::iter::once((*category).to_owned())
+                    .chain(
+                        titles
+                            .choose_multiple(&mut rng, 2)
+                            .map(|t| t.to_lowercase()),
+                    )
+                    .map(Some)
+                    .collect::<Vec<_>>();
                 (
                     workers::user_id.eq(*id),
                     workers::bio.eq(format!(
-                        "{} {category} specialist.",
-                        QUALITIES.choose(&mut rng).unwrap_or(&"reliable")
+                        "{} {category} specialist in {city}: {}.",
+                        capitalised(QUALITIES.choose(&mut rng).unwrap_or(&"reliable")),
+                        titles.join(", ").to_lowercase()
                     )),
-                    workers::skills.eq(vec![Some((*category).to_owned())]),
-                    workers::city.eq(Some(*CITIES.choose(&mut rng).unwrap_or(&"Lisbon"))),
+                    workers::skills.eq(skills),
+                    workers::city.eq(Some(*city)),
                     workers::timezone.eq("Europe/Lisbon"),
                     workers::hourly_rate_cents.eq(Some(rng.random_range(15..80) * 100_i64)),
                     workers::kyc_status.eq(KycStatus::Approved),
@@ -285,7 +301,7 @@ pub async fn seed(
             .map(|(id, _, _)| {
                 (
                     clients::user_id.eq(*id),
-                    clients::city.eq(Some(*CITIES.choose(&mut rng).unwrap_or(&"Lisbon"))),
+                    clients::city.eq(Some(CITIES.choose(&mut rng).unwrap_or(&CITIES[0]).0)),
                 )
             })
             .collect();
@@ -299,51 +315,34 @@ pub async fn seed(
     bar.set_message("services");
     let mut made = 0;
     if !worker_ids.is_empty() {
-        while made < amounts.services {
-            let n = BATCH.min(amounts.services - made);
-            let rows: Vec<_> = (0..n)
-                .map(|_| {
-                    let (category, titles) = CATEGORIES.choose(&mut rng).unwrap_or(&CATEGORIES[0]);
-                    let title = titles.choose(&mut rng).unwrap_or(&"Service");
-                    let quality = QUALITIES.choose(&mut rng).unwrap_or(&"reliable");
-                    let city = CITIES.choose(&mut rng).unwrap_or(&"Lisbon");
-                    let details: Vec<&str> =
-                        DETAILS.choose_multiple(&mut rng, 2).copied().collect();
-                    let hourly = rng.random_bool(0.4);
-                    let rated = rng.random_bool(0.7);
-                    (
-                        services::id.eq(ServiceId::new()),
-                        services::worker_id
-                            .eq(*worker_ids.choose(&mut rng).unwrap_or(&worker_ids[0])),
-                        services::title.eq(format!("{title} in {city}")),
-                        services::description.eq(format!(
-                            "A {quality} {category} service. {}",
-                            details.join(" ")
-                        )),
-                        services::category.eq(*category),
-                        services::price_cents.eq(rng.random_range(10..500) * 100_i64),
-                        services::pricing_unit.eq(if hourly {
-                            PricingUnit::Hourly
-                        } else {
-                            PricingUnit::Fixed
-                        }),
-                        services::city.eq(*city),
-                        services::duration_minutes
-                            .eq(*[30, 60, 90, 120, 180].choose(&mut rng).unwrap_or(&60)),
-                        services::rating_avg
-                            .eq(rated.then(|| f64::from(rng.random_range(30..=50_u8)) / 10.0)),
-                        services::rating_count.eq(if rated { rng.random_range(1..200) } else { 0 }),
-                        services::created_at.eq(Utc::now()),
-                    )
-                })
-                .collect();
-            diesel::insert_into(services::table)
-                .values(rows)
-                .execute(&mut conn)
+        conn.transaction::<_, anyhow::Error, _>(async |conn| {
+            // A bulk load, not a request: the pool's statement timeout does not apply.
+            conn.batch_execute("SET LOCAL statement_timeout = 0")
                 .await?;
-            made += n;
-            bar.inc(n as u64);
-        }
+            catalog_tables(conn).await?;
+            // Building an index once is far cheaper than growing it row by row (RUM,
+            // GIN and GiST most of all): set the secondary indexes aside, whatever they
+            // are, and rebuild them from their own definitions after the load.
+            let indexes = secondary_indexes(conn).await?;
+            for index in &indexes {
+                conn.batch_execute(&format!("DROP INDEX {}", index.name))
+                    .await?;
+            }
+            while made < amounts.services {
+                let n = LISTING_BATCH.min(amounts.services - made);
+                insert_listings(conn, &worker_ids, made, n).await?;
+                made += n;
+                bar.inc(n as u64);
+            }
+            bar.set_message("indexes");
+            conn.batch_execute("SET LOCAL maintenance_work_mem = '256MB'")
+                .await?;
+            for index in &indexes {
+                conn.batch_execute(&index.definition).await?;
+            }
+            Ok(())
+        })
+        .await?;
     }
     bar.finish_with_message("done");
     analyze(&mut conn).await?;
@@ -353,6 +352,157 @@ pub async fn seed(
         client_email: (amounts.clients > 0).then(|| format!("client0.{tag}@seed.example")),
         services: made,
     })
+}
+
+/// An index of `services` other than its primary key, as `pg_get_indexdef` gives it.
+#[derive(diesel::QueryableByName)]
+struct Index {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    definition: String,
+}
+
+async fn secondary_indexes(conn: &mut AsyncPgConnection) -> anyhow::Result<Vec<Index>> {
+    Ok(diesel::sql_query(
+        "SELECT quote_ident(c.relname) AS name, pg_get_indexdef(i.indexrelid) AS definition \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indrelid = 'services'::regclass AND NOT i.indisprimary AND NOT i.indisunique",
+    )
+    .load(conn)
+    .await?)
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The seed's vocabulary as temporary tables (dropped at commit), for the set-based insert.
+async fn catalog_tables(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
+    use diesel::sql_types::{Array, Double, Integer, Text};
+    conn.batch_execute(
+        "CREATE TEMP TABLE seed_titles (category text, k int, title text) ON COMMIT DROP; \
+         CREATE TEMP TABLE seed_cities (city text, lat float8, lng float8) ON COMMIT DROP; \
+         CREATE TEMP TABLE seed_words (kind text, k int, word text) ON COMMIT DROP",
+    )
+    .await?;
+    let (mut category, mut k, mut title) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, titles) in CATEGORIES {
+        for (i, t) in titles.iter().enumerate() {
+            category.push(*name);
+            k.push(i as i32);
+            title.push(*t);
+        }
+    }
+    diesel::sql_query("INSERT INTO seed_titles SELECT * FROM unnest($1, $2, $3)")
+        .bind::<Array<Text>, _>(category)
+        .bind::<Array<Integer>, _>(k)
+        .bind::<Array<Text>, _>(title)
+        .execute(conn)
+        .await?;
+    diesel::sql_query("INSERT INTO seed_cities SELECT * FROM unnest($1, $2, $3)")
+        .bind::<Array<Text>, _>(CITIES.iter().map(|c| c.0).collect::<Vec<_>>())
+        .bind::<Array<Double>, _>(CITIES.iter().map(|c| c.1).collect::<Vec<_>>())
+        .bind::<Array<Double>, _>(CITIES.iter().map(|c| c.2).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    let words = QUALITIES
+        .iter()
+        .enumerate()
+        .map(|(i, w)| ("quality", i as i32, *w))
+        .chain(
+            DETAILS
+                .iter()
+                .enumerate()
+                .map(|(i, w)| ("detail", i as i32, *w)),
+        );
+    let (kind, k, word): (Vec<_>, Vec<_>, Vec<_>) = unzip3(words);
+    diesel::sql_query("INSERT INTO seed_words SELECT * FROM unnest($1, $2, $3)")
+        .bind::<Array<Text>, _>(kind)
+        .bind::<Array<Integer>, _>(k)
+        .bind::<Array<Text>, _>(word)
+        .execute(conn)
+        .await?;
+    conn.batch_execute("ANALYZE seed_titles; ANALYZE seed_cities; ANALYZE seed_words")
+        .await?;
+    Ok(())
+}
+
+fn unzip3<A, B, C>(items: impl Iterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for (x, y, z) in items {
+        a.push(x);
+        b.push(y);
+        c.push(z);
+    }
+    (a, b, c)
+}
+
+/// Listings `from..from + n`, each of worker `i mod workers` (so every worker lists a
+/// share), in that worker's trade and city. Ids are UUID v7 made in SQL (the clock's
+/// milliseconds, then random bits), so the newest sort stays creation order. `listed`
+/// is computed from the worker and user rows, like `service::listed` does.
+async fn insert_listings(
+    conn: &mut AsyncPgConnection,
+    workers: &[UserId],
+    from: usize,
+    n: usize,
+) -> anyhow::Result<()> {
+    use diesel::sql_types::{Array, BigInt, Uuid};
+    let ids: Vec<uuid::Uuid> = workers.iter().map(|w| w.0).collect();
+    diesel::sql_query(
+        "WITH ws AS ( \
+             SELECT w.user_id, w.skills[1] AS category, w.city, o.k - 1 AS k, \
+                    (u.status = 'active' AND w.kyc_status = 'approved') AS visible \
+             FROM unnest($1::uuid[]) WITH ORDINALITY o(id, k) \
+             JOIN workers w ON w.user_id = o.id JOIN users u ON u.id = w.user_id), \
+         n AS (SELECT count(*) AS n FROM ws), \
+         draws AS ( \
+             SELECT i, ws.*, random() AS r_title, random() AS r_quality, random() AS r_d1, \
+                    random() AS r_d2, random() AS r_radius, random() AS r_angle, random() AS r_loc, \
+                    random() AS r_price, random() AS r_unit, random() AS r_rated, random() AS r_rating, \
+                    random() AS r_duration \
+             FROM generate_series($2::bigint, $2::bigint + $3::bigint - 1) i CROSS JOIN n \
+             JOIN ws ON ws.k = i % n.n), \
+         per_category AS (SELECT category, count(*) AS n FROM seed_titles GROUP BY category), \
+         per_kind AS (SELECT kind, count(*) AS n FROM seed_words GROUP BY kind) \
+         INSERT INTO services (id, worker_id, title, description, category, price_cents, pricing_unit, \
+             city, duration_minutes, rating_avg, rating_count, listed, location_lat, location_lng) \
+         SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing \
+                    substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) \
+                    FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid, \
+                d.user_id, t.title || ' in ' || d.city, \
+                'A ' || q.word || ' ' || d.category || ' service. ' || d1.word || ' ' || d2.word, \
+                d.category, (10 + floor(d.r_price * 490))::bigint * 100, \
+                CASE WHEN d.r_unit < 0.4 THEN 'hourly' ELSE 'fixed' END::pricing_unit, \
+                d.city, (ARRAY[30, 60, 90, 120, 180])[1 + floor(d.r_duration * 5)::int], \
+                CASE WHEN d.r_rated < 0.7 THEN round((3 + d.r_rating * 2)::numeric, 1)::float8 END, \
+                CASE WHEN d.r_rated < 0.7 THEN 1 + floor(d.r_rating * 199)::int ELSE 0 END, \
+                d.visible, \
+                CASE WHEN d.r_loc < 0.9 THEN c.lat + 15 * d.r_radius * cos(2 * pi() * d.r_angle) / 111.32 END, \
+                CASE WHEN d.r_loc < 0.9 THEN c.lng + 15 * d.r_radius * sin(2 * pi() * d.r_angle) \
+                    / (111.32 * cos(radians(c.lat))) END \
+         FROM draws d \
+         JOIN seed_cities c ON c.city = d.city \
+         JOIN per_category pc ON pc.category = d.category \
+         JOIN seed_titles t ON t.category = d.category AND t.k = floor(d.r_title * pc.n)::int \
+         JOIN per_kind pq ON pq.kind = 'quality' \
+         JOIN seed_words q ON q.kind = 'quality' AND q.k = floor(d.r_quality * pq.n)::int \
+         JOIN per_kind pd ON pd.kind = 'detail' \
+         JOIN seed_words d1 ON d1.kind = 'detail' AND d1.k = floor(d.r_d1 * pd.n)::int \
+         JOIN seed_words d2 ON d2.kind = 'detail' \
+             AND d2.k = (d1.k + 1 + floor(d.r_d2 * (pd.n - 1))::int) % pd.n",
+    )
+    .bind::<Array<Uuid>, _>(ids)
+    .bind::<BigInt, _>(from as i64)
+    .bind::<BigInt, _>(n as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 async fn insert_users(
@@ -386,7 +536,6 @@ async fn insert_users(
 
 /// Fresh statistics, so the planner picks the indexes right after a bulk load.
 async fn analyze(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
-    use diesel_async::SimpleAsyncConnection;
     conn.batch_execute("ANALYZE users; ANALYZE workers; ANALYZE clients; ANALYZE services; ANALYZE availability_slots")
         .await?;
     Ok(())

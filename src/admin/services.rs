@@ -25,7 +25,7 @@ use crate::{
     error::AppError,
     events::{self, Event},
     job::services as jobs,
-    service::services as listings,
+    service::{listed, services as listings},
     state::AppState,
     worker::kyc,
 };
@@ -66,6 +66,8 @@ pub async fn set_status(
                 .returning(UserRow::as_returning())
                 .get_result(conn)
                 .await?;
+            // A worker's listings leave (or return to) the public catalog with them.
+            listed::relist(conn, listed::Scope::Worker(target)).await?;
             let event = match status {
                 UserStatus::Suspended => Event::UserSuspended {
                     user_id: target,

@@ -271,6 +271,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         search -> Tsvector,
+        listed -> Bool,
+        location_lat -> Nullable<Float8>,
+        location_lng -> Nullable<Float8>,
     }
 }
 

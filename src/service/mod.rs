@@ -1,5 +1,6 @@
 //! Service listings: create, read, update, soft delete, and the public search.
 
+pub mod listed;
 pub mod models;
 pub mod routes;
 pub mod schemas;

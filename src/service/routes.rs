@@ -63,7 +63,13 @@ impl ServicesApi {
         /// Inclusive, in cents.
         max_price: Query<Option<i64>>,
         worker_id: Query<Option<UserId>>,
-        /// Default `newest`, or `relevance` when `q` is given. Unrated listings sort last by rating.
+        /// `<lat>,<lng>` in degrees: only listings with a location within `radius_km`,
+        /// each with its `distance_km`.
+        near: Query<Option<String>>,
+        /// With `near`: more than 0, at most 500; default 25.
+        radius_km: Query<Option<f64>>,
+        /// Default `newest`, or `relevance` when `q` is given. Unrated listings sort last by
+        /// rating; `distance` (nearest first) needs `near`.
         sort: Query<Option<SortOrder>>,
         /// 1 to 100 (larger values are clamped); default 20.
         #[oai(validator(minimum(value = "1")))]
@@ -77,6 +83,8 @@ impl ServicesApi {
             min_price: min_price.0,
             max_price: max_price.0,
             worker_id: worker_id.0,
+            near: near.0,
+            radius_km: radius_km.0,
             sort: sort.0,
         };
         search::search(&state, **ip, filters, limit.0, cursor.0.as_deref())

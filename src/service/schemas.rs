@@ -10,7 +10,7 @@ use crate::{
         json::rfc3339,
     },
     db::enums::{PricingUnit, ServiceStatus},
-    service::models::ServiceRow,
+    service::models::{GeoPoint, ServiceRow},
     service::services::ListingChanges,
 };
 
@@ -36,6 +36,28 @@ pub struct Service {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
+    /// Where the service is offered, if the worker gave a place.
+    pub location: Option<Location>,
+    /// Great-circle distance from the search's `near` point; only in a search with `near`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_km: Option<f64>,
+}
+
+/// A point in degrees (WGS 84): latitude −90…90, longitude −180…180.
+#[derive(Debug, Clone, Copy, PartialEq, Object, Serialize)]
+pub struct Location {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+impl From<GeoPoint> for Location {
+    fn from(point: GeoPoint) -> Self {
+        Self {
+            lat: point.lat,
+            lng: point.lng,
+        }
+    }
 }
 
 impl From<ServiceRow> for Service {
@@ -55,6 +77,11 @@ impl From<ServiceRow> for Service {
             rating_count: row.rating_count,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            location: row
+                .location_lat
+                .zip(row.location_lng)
+                .map(|(lat, lng)| Location { lat, lng }),
+            distance_km: None,
         }
     }
 }
@@ -78,6 +105,8 @@ pub struct NewService {
     /// 15 to 1440; 60 when absent.
     #[oai(nullable, validator(minimum(value = "15"), maximum(value = "1440")))]
     pub duration_minutes: Option<i32>,
+    /// Where the service is offered; absent or null for none.
+    pub location: Option<Location>,
 }
 
 /// Absent fields are kept; every field is required, so `null` is a 422.
@@ -96,6 +125,8 @@ pub struct ServicePatch {
     pub city: MaybeUndefined<String>,
     #[oai(validator(minimum(value = "15"), maximum(value = "1440")))]
     pub duration_minutes: MaybeUndefined<i32>,
+    /// `null` removes the location.
+    pub location: MaybeUndefined<Location>,
 }
 
 impl From<ServicePatch> for ListingChanges {
@@ -108,6 +139,7 @@ impl From<ServicePatch> for ListingChanges {
             pricing_unit: patch.pricing_unit.into(),
             city: patch.city.into(),
             duration_minutes: patch.duration_minutes.into(),
+            location: patch.location.into(),
         }
     }
 }
@@ -121,6 +153,8 @@ pub enum SortOrder {
     PriceDesc,
     Rating,
     Newest,
+    /// Nearest first; needs `near`.
+    Distance,
 }
 
 #[cfg(test)]
@@ -167,6 +201,11 @@ mod tests {
                         rating_count: 3,
                         created_at: at,
                         updated_at: at,
+                        location: hourly.then_some(Location {
+                            lat: 38.7,
+                            lng: -9.1,
+                        }),
+                        distance_km: rating_avg.map(|r| r * 3.3),
                     }
                 },
             )

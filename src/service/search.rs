@@ -1,13 +1,14 @@
-//! The public catalog queries: hand-written SQL sharing one visibility predicate.
+//! The public catalog queries: hand-written SQL over the listing table alone.
 //!
-//! Every public read path (search, a listing by id, a client's favorites) uses
-//! [`VISIBLE`] over [`FROM_CATALOG`], so "publicly visible" has exactly one definition.
-//! Sorting is keyset-based on `(sort key, id)`; each sort matches an index of the
-//! catalog migration so a page reads a bounded number of rows.
+//! Every public read path (search, a listing by id, a client's favorites, booking) tests
+//! `s.listed`, which `service::listed` keeps equal to the visibility rule, so "publicly
+//! visible" has exactly one definition and no read joins the worker or user tables for it.
+//! Sorting is keyset-based on `(sort key, id)`; each sort matches an index of the catalog
+//! migrations so a page reads a bounded number of rows.
 
 use diesel::{
     QueryableByName,
-    sql_types::{BigInt, Bool, Float4, Float8, Text, Uuid},
+    sql_types::{BigInt, Bool, Float4, Float8, Nullable, Text, Uuid},
 };
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
@@ -20,23 +21,55 @@ use crate::{
         limiter::ClientIp,
         pagination::{self, Page},
     },
-    db::enums::UserRole,
-    db::sql::Sql,
+    db::{self, DbPool, enums::UserRole, sql::Sql},
     error::{AppError, FieldError},
     service::{
-        models::ServiceRow,
+        models::{GeoPoint, ServiceRow},
         schemas::{Service, SortOrder},
     },
     state::AppState,
 };
 
-/// A listing is public when it is active, its worker is not suspended and the
-/// worker's KYC is approved.
-const VISIBLE: &str = "s.status = 'active' AND u.status = 'active' AND w.kyc_status = 'approved'";
+/// How relevance is ranked, decided once at start-up from what the database has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranking {
+    /// The RUM index returns matches best first (`search <=> query`, ascending): a page
+    /// reads about a page of index entries.
+    Index,
+    /// Without RUM: `ts_rank` over every match, then a top-N sort.
+    Computed,
+}
 
-/// Listings with their worker and user rows, as `VISIBLE` expects them.
-const FROM_CATALOG: &str =
-    "services s JOIN workers w ON w.user_id = s.worker_id JOIN users u ON u.id = s.worker_id";
+/// The index the catalog migration creates when the RUM extension can be installed.
+const RUM_INDEX: &str = "services_search_rum_idx";
+
+/// Which [`Ranking`] this database supports; warns when it is the slow one.
+pub async fn ranking(pool: &DbPool) -> anyhow::Result<Ranking> {
+    #[derive(QueryableByName)]
+    struct Present {
+        #[diesel(sql_type = Bool)]
+        present: bool,
+    }
+    let mut conn = db::checkout(pool).await?;
+    let mut sql = Sql::new();
+    sql.push("SELECT to_regclass(")
+        .bind::<Text, _>(RUM_INDEX)
+        .push(") IS NOT NULL AS present");
+    let found: Present = sql.get_result(&mut conn).await?;
+    if found.present {
+        Ok(Ranking::Index)
+    } else {
+        tracing::warn!(
+            index = RUM_INDEX,
+            "the RUM extension is not installed in this database: relevance search ranks every match \
+             (slower on common words); install postgresql-15-rum and re-run the migration to speed it up"
+        );
+        Ok(Ranking::Computed)
+    }
+}
+
+/// A listing's point, as the location index has it.
+const POINT: &str = "ll_to_earth(s.location_lat, s.location_lng)";
 
 /// What booking needs of a publicly visible listing.
 #[derive(Debug, QueryableByName)]
@@ -58,22 +91,27 @@ pub async fn bookable(
     id: ServiceId,
 ) -> Result<Bookable, AppError> {
     let mut sql = Sql::new();
-    sql.push("SELECT s.worker_id, s.price_cents, s.duration_minutes, w.timezone FROM ")
-        .push(FROM_CATALOG)
-        .push(" WHERE s.id = ")
-        .bind::<diesel::sql_types::Uuid, _>(id.0)
-        .push(" AND ")
-        .push(VISIBLE);
+    sql.push(
+        "SELECT s.worker_id, s.price_cents, s.duration_minutes, w.timezone \
+         FROM services s JOIN workers w ON w.user_id = s.worker_id WHERE s.id = ",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id.0)
+    .push(" AND s.listed");
     Ok(sql.get_result(conn).await?)
 }
 
 const COLUMNS: &str = "s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, \
-     s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at";
+     s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at, \
+     s.location_lat, s.location_lng";
 
 /// How an unrated listing sorts by rating: below every real rating (1 to 5).
 const UNRATED: f64 = -1.0;
 
-/// Filters and order of a search.
+/// The radius of a `near` search when none is given, and the largest one, in km.
+const DEFAULT_RADIUS_KM: f64 = 25.0;
+const MAX_RADIUS_KM: f64 = 500.0;
+
+/// Filters and order of a search, as the query string gave them.
 #[derive(Debug, Default)]
 pub struct Search {
     pub q: Option<String>,
@@ -82,6 +120,9 @@ pub struct Search {
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
     pub worker_id: Option<UserId>,
+    /// `<lat>,<lng>`.
+    pub near: Option<String>,
+    pub radius_km: Option<f64>,
     pub sort: Option<SortOrder>,
 }
 
@@ -93,7 +134,29 @@ enum Position {
     PriceDesc(i64, ServiceId),
     /// `COALESCE(rating_avg, -1)`: unrated listings sort last.
     Rating(f64, ServiceId),
-    Relevance(f32, ServiceId),
+    /// `ts_rank` ([`Ranking::Computed`]); whether the last word was a prefix.
+    Relevance(f32, ServiceId, bool),
+    /// `search <=> query` ([`Ranking::Index`]): a cursor of the other ranking is a 400.
+    IndexedRelevance(f32, ServiceId, bool),
+    /// The cube distance `<->` from the `near` point (ordered like the great circle).
+    Distance(f64, ServiceId),
+    /// `word_similarity` of the query to the title: the typo fallback's pages.
+    Similar(f32, ServiceId),
+}
+
+/// How the rows of a search with `q` are matched and ranked. A first page tries each in
+/// turn until one finds something: the exact words (the cheapest, and planned fastest:
+/// a prefix query took 22 ms to plan and 33 ms to run against 0.3 ms and 9 ms for
+/// `plumbing` at 100k listings), then the last word as a prefix, then similar titles.
+/// Later pages keep the first page's way (their cursor says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matching {
+    /// Full text, ranked the database's [`Ranking`] way; `true`: the last word is also a
+    /// prefix (`plumb` finds plumbing, as a search box typed into needs).
+    Words(Ranking, bool),
+    /// Nothing matched the words: titles similar to what was typed (pg_trgm), most similar
+    /// first, so `plumbr` or `plumber` still finds plumbing.
+    Similar,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -102,6 +165,40 @@ struct Ranked {
     service: ServiceRow,
     #[diesel(sql_type = Float4)]
     rank: f32,
+    #[diesel(sql_type = Nullable<Float8>)]
+    distance_km: Option<f64>,
+    /// The nearest-first sort key.
+    #[diesel(sql_type = Nullable<Float8>)]
+    knn: Option<f64>,
+}
+
+/// A `near` search: the point and the radius in metres.
+#[derive(Debug, Clone, Copy)]
+struct Around {
+    point: GeoPoint,
+    metres: f64,
+}
+
+fn around(near: Option<&str>, radius_km: Option<f64>) -> Result<Option<Around>, FieldError> {
+    let Some(near) = near else {
+        return match radius_km {
+            Some(_) => Err(FieldError::new("radius_km", "needs `near`")),
+            None => Ok(None),
+        };
+    };
+    validate::storable("near", near)?;
+    let point = GeoPoint::parse("near", near)?;
+    let km = radius_km.unwrap_or(DEFAULT_RADIUS_KM);
+    if !(km > 0.0 && km <= MAX_RADIUS_KM) {
+        return Err(FieldError::new(
+            "radius_km",
+            format!("must be more than 0 and at most {MAX_RADIUS_KM}"),
+        ));
+    }
+    Ok(Some(Around {
+        point,
+        metres: km * 1000.0,
+    }))
 }
 
 /// One page of public search results.
@@ -114,6 +211,7 @@ pub async fn search(
 ) -> Result<Page<Service>, AppError> {
     let limit = pagination::limit(limit)?;
     let q = query_text(search.q.as_deref())?;
+    let around = around(search.near.as_deref(), search.radius_km)?;
     for (field, value) in [("category", &search.category), ("city", &search.city)] {
         if let Some(value) = value {
             validate::storable(field, value)?;
@@ -128,65 +226,30 @@ pub async fn search(
         (Some(SortOrder::Relevance), None) => {
             return Err(FieldError::new("sort", "relevance needs a search query `q`").into());
         }
+        (Some(SortOrder::Distance), _) if around.is_none() => {
+            return Err(FieldError::new("sort", "distance needs `near`").into());
+        }
         (Some(sort), _) => sort,
         (None, Some(_)) => SortOrder::Relevance,
         (None, None) => SortOrder::Newest,
     };
     let after: Option<Position> = state.cursors.decode_opt(cursor)?;
-
-    // Full-text selectivity varies with every query string: a plan made for the value
-    // at hand beats the cached generic one (measured for q=plumbing over 100k
-    // listings: 122 req/s planned per request, 87 req/s with the generic plan).
-    let mut sql = if q.is_some() {
-        Sql::planned_per_execution()
-    } else {
-        Sql::new()
+    let filters = Filters {
+        q,
+        around,
+        category: search.category.map(|c| c.trim().to_lowercase()),
+        city: search.city.map(|c| c.trim().to_owned()),
+        min_price: search.min_price,
+        max_price: search.max_price,
+        worker_id: search.worker_id,
     };
-    sql.push("SELECT ").push(COLUMNS);
-    match q {
-        Some(q) => {
-            sql.push(", ts_rank(s.search, query) AS rank FROM ")
-                .push(FROM_CATALOG)
-                .push(", websearch_to_tsquery('english', ")
-                .bind::<Text, _>(q.to_owned())
-                .push(") query WHERE s.search @@ query AND ");
+    let matching = match after {
+        Some(Position::Similar(..)) => Matching::Similar,
+        Some(Position::Relevance(.., prefix) | Position::IndexedRelevance(.., prefix)) => {
+            Matching::Words(state.ranking, prefix)
         }
-        None => {
-            sql.push(", 0::real AS rank FROM ")
-                .push(FROM_CATALOG)
-                .push(" WHERE ");
-        }
-    }
-    sql.push(VISIBLE);
-    if let Some(category) = search.category {
-        sql.push(" AND s.category = ")
-            .bind::<Text, _>(category.trim().to_lowercase());
-    }
-    if let Some(city) = search.city {
-        sql.push(" AND lower(s.city) = lower(")
-            .bind::<Text, _>(city.trim().to_owned())
-            .push(")");
-    }
-    if let Some(min) = search.min_price {
-        sql.push(" AND s.price_cents >= ").bind::<BigInt, _>(min);
-    }
-    if let Some(max) = search.max_price {
-        sql.push(" AND s.price_cents <= ").bind::<BigInt, _>(max);
-    }
-    if let Some(worker) = search.worker_id {
-        sql.push(" AND s.worker_id = ").bind::<Uuid, _>(worker.0);
-    }
-    if let Some(after) = after {
-        keyset(&mut sql, sort, after)?;
-    }
-    sql.push(match sort {
-        SortOrder::Newest => " ORDER BY s.id DESC",
-        SortOrder::PriceAsc => " ORDER BY s.price_cents ASC, s.id ASC",
-        SortOrder::PriceDesc => " ORDER BY s.price_cents DESC, s.id DESC",
-        SortOrder::Rating => " ORDER BY COALESCE(s.rating_avg, -1) DESC, s.id DESC",
-        SortOrder::Relevance => " ORDER BY rank DESC, s.id DESC",
-    });
-    sql.push(" LIMIT ").bind::<BigInt, _>(limit + 1);
+        _ => Matching::Words(state.ranking, false),
+    };
 
     // Search's own pool: its concurrency and statement timeout are capped apart from
     // the rest of the API's (see `db::search_pool`).
@@ -198,14 +261,200 @@ pub async fn search(
             retry_after_secs: 1,
         })?;
     let mut conn = crate::db::checkout(&state.search_db).await?;
-    let rows: Vec<Ranked> = sql.load(&mut conn).await?;
+    let mut rows: Vec<Ranked> = page_sql(&filters, matching, sort, after, limit)?
+        .load(&mut conn)
+        .await?;
+    let mut matching = matching;
+    if after.is_none() && sort == SortOrder::Relevance {
+        let fallbacks = [
+            q.and_then(prefixed)
+                .map(|_| Matching::Words(state.ranking, true)),
+            Some(Matching::Similar),
+        ];
+        for fallback in fallbacks.into_iter().flatten() {
+            if !rows.is_empty() {
+                break;
+            }
+            matching = fallback;
+            rows = page_sql(&filters, matching, sort, after, limit)?
+                .load(&mut conn)
+                .await?;
+        }
+    }
     pagination::paginate(
         &state.cursors,
         rows,
         limit,
-        |r| position(sort, r),
-        |r| Service::from(r.service),
+        |r| position(sort, matching, r),
+        |r| Service {
+            distance_km: r.distance_km,
+            ..Service::from(r.service)
+        },
     )
+}
+
+/// A search's checked filters.
+struct Filters<'a> {
+    q: Option<&'a str>,
+    around: Option<Around>,
+    category: Option<String>,
+    city: Option<String>,
+    min_price: Option<i64>,
+    max_price: Option<i64>,
+    worker_id: Option<UserId>,
+}
+
+/// The SQL of one page.
+fn page_sql(
+    filters: &Filters<'_>,
+    matching: Matching,
+    sort: SortOrder,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<Sql, AppError> {
+    let (q, around) = (filters.q, filters.around);
+    // Full-text and radius selectivity vary with every value: a plan made for the values
+    // at hand beats the cached generic one (measured for q=plumbing over 100k listings:
+    // 122 req/s planned per request, 87 req/s with the generic plan), and the RUM and
+    // KNN index orders need the query and the point as constants.
+    let mut sql = if q.is_some() || around.is_some() {
+        Sql::planned_per_execution()
+    } else {
+        Sql::new()
+    };
+    // Index orders (RUM's `<=>`, GiST's `<->`) can only serve an ORDER BY of that one
+    // operator, so the tie-break by id is an incremental sort over an ordered subquery,
+    // which reads the index in order until the page and its last tie group are complete.
+    // The subquery's LIMIT is opaque to the planner (a NULL, so no limit at all), which
+    // makes it plan for a fraction of the rows, where the ordered index scan wins over
+    // reading every match to sort them.
+    let inner_order = match (sort, matching) {
+        (SortOrder::Relevance, Matching::Words(Ranking::Index, _)) => {
+            Some(" ORDER BY s.search <=> query")
+        }
+        (SortOrder::Distance, _) => {
+            Some(" ORDER BY ll_to_earth(s.location_lat, s.location_lng) <-> origin")
+        }
+        _ => None,
+    };
+    if inner_order.is_some() {
+        sql.push("SELECT * FROM (");
+    }
+    sql.push("SELECT ").push(COLUMNS);
+    sql.push(match (q, matching) {
+        (None, _) => ", 0::real AS rank",
+        (Some(_), Matching::Words(Ranking::Computed, _)) => ", ts_rank(s.search, query) AS rank",
+        (Some(_), Matching::Words(Ranking::Index, _)) => ", s.search <=> query AS rank",
+        (Some(_), Matching::Similar) => ", word_similarity(query, s.title) AS rank",
+    });
+    sql.push(match around {
+        None => ", NULL::float8 AS distance_km, NULL::float8 AS knn FROM services s",
+        Some(_) => {
+            ", earth_distance(origin, ll_to_earth(s.location_lat, s.location_lng)) / 1000 AS distance_km, \
+             ll_to_earth(s.location_lat, s.location_lng) <-> origin AS knn FROM services s"
+        }
+    });
+    match (q, matching) {
+        (None, _) => {}
+        (Some(q), Matching::Similar) => {
+            sql.push(", (SELECT CAST(")
+                .bind::<Text, _>(q.to_owned())
+                .push(" AS text) AS query) typed");
+        }
+        (Some(q), Matching::Words(_, prefix)) => match prefixed(q).filter(|_| prefix) {
+            Some((rest, last)) => {
+                sql.push(", (SELECT websearch_to_tsquery('english', ")
+                    .bind::<Text, _>(rest.to_owned())
+                    .push(") && to_tsquery('english', ")
+                    .bind::<Text, _>(format!("{last}:*"))
+                    .push(") AS query) words");
+            }
+            None => {
+                sql.push(", websearch_to_tsquery('english', ")
+                    .bind::<Text, _>(q.to_owned())
+                    .push(") query");
+            }
+        },
+    }
+    if let Some(around) = around {
+        sql.push(", ll_to_earth(")
+            .bind::<Float8, _>(around.point.lat)
+            .push(", ")
+            .bind::<Float8, _>(around.point.lng)
+            .push(") origin");
+    }
+    sql.push(" WHERE s.listed");
+    match (q, matching) {
+        (None, _) => {}
+        (Some(_), Matching::Words(..)) => {
+            sql.push(" AND s.search @@ query");
+        }
+        (Some(_), Matching::Similar) => {
+            sql.push(" AND query <% s.title");
+        }
+    }
+    if let Some(around) = around {
+        // The box is what the GiST index answers; the distance trims its corners.
+        sql.push(" AND s.location_lat IS NOT NULL AND earth_box(origin, ")
+            .bind::<Float8, _>(around.metres)
+            .push(") @> ")
+            .push(POINT)
+            .push(" AND earth_distance(origin, ")
+            .push(POINT)
+            .push(") <= ")
+            .bind::<Float8, _>(around.metres);
+    }
+    if let Some(category) = &filters.category {
+        sql.push(" AND s.category = ")
+            .bind::<Text, _>(category.clone());
+    }
+    if let Some(city) = &filters.city {
+        sql.push(" AND lower(s.city) = lower(")
+            .bind::<Text, _>(city.clone())
+            .push(")");
+    }
+    if let Some(min) = filters.min_price {
+        sql.push(" AND s.price_cents >= ").bind::<BigInt, _>(min);
+    }
+    if let Some(max) = filters.max_price {
+        sql.push(" AND s.price_cents <= ").bind::<BigInt, _>(max);
+    }
+    if let Some(worker) = filters.worker_id {
+        sql.push(" AND s.worker_id = ").bind::<Uuid, _>(worker.0);
+    }
+    if let Some(after) = after {
+        keyset(&mut sql, sort, matching, after)?;
+    }
+    if let Some(inner_order) = inner_order {
+        sql.push(inner_order)
+            .push(" LIMIT (SELECT NULL::bigint)) page");
+    }
+    sql.push(match (sort, matching) {
+        (SortOrder::Newest, _) => " ORDER BY s.id DESC",
+        (SortOrder::PriceAsc, _) => " ORDER BY s.price_cents ASC, s.id ASC",
+        (SortOrder::PriceDesc, _) => " ORDER BY s.price_cents DESC, s.id DESC",
+        (SortOrder::Rating, _) => " ORDER BY COALESCE(s.rating_avg, -1) DESC, s.id DESC",
+        (SortOrder::Relevance, Matching::Words(Ranking::Index, _)) => {
+            " ORDER BY page.rank, page.id DESC"
+        }
+        (SortOrder::Relevance, _) => " ORDER BY rank DESC, s.id DESC",
+        (SortOrder::Distance, _) => " ORDER BY page.knn, page.id",
+    });
+    sql.push(" LIMIT ").bind::<BigInt, _>(limit + 1);
+    Ok(sql)
+}
+
+/// `q` as full text whose last word is also a prefix: the words before it, and the last
+/// word. `None` when
+/// the last word is not a plain word (a quoted phrase, an exclusion, `or`).
+fn prefixed(q: &str) -> Option<(&str, &str)> {
+    let start = q.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let last = &q[start..];
+    let plain = !last.is_empty()
+        && last.chars().all(char::is_alphanumeric)
+        && !last.eq_ignore_ascii_case("or")
+        && q.matches('"').count().is_multiple_of(2);
+    plain.then(|| (q[..start].trim_end(), last))
 }
 
 /// Longest full-text query accepted, in characters.
@@ -241,19 +490,32 @@ fn query_text(raw: Option<&str>) -> Result<Option<&str>, FieldError> {
     Ok(Some(q))
 }
 
-fn position(sort: SortOrder, ranked: &Ranked) -> Position {
+fn position(sort: SortOrder, matching: Matching, ranked: &Ranked) -> Position {
     let row = &ranked.service;
-    match sort {
-        SortOrder::Newest => Position::Newest(row.id),
-        SortOrder::PriceAsc => Position::PriceAsc(row.price_cents, row.id),
-        SortOrder::PriceDesc => Position::PriceDesc(row.price_cents, row.id),
-        SortOrder::Rating => Position::Rating(row.rating_avg.unwrap_or(UNRATED), row.id),
-        SortOrder::Relevance => Position::Relevance(ranked.rank, row.id),
+    match (sort, matching) {
+        (SortOrder::Newest, _) => Position::Newest(row.id),
+        (SortOrder::PriceAsc, _) => Position::PriceAsc(row.price_cents, row.id),
+        (SortOrder::PriceDesc, _) => Position::PriceDesc(row.price_cents, row.id),
+        (SortOrder::Rating, _) => Position::Rating(row.rating_avg.unwrap_or(UNRATED), row.id),
+        (SortOrder::Relevance, Matching::Words(Ranking::Computed, prefix)) => {
+            Position::Relevance(ranked.rank, row.id, prefix)
+        }
+        (SortOrder::Relevance, Matching::Words(Ranking::Index, prefix)) => {
+            Position::IndexedRelevance(ranked.rank, row.id, prefix)
+        }
+        (SortOrder::Relevance, Matching::Similar) => Position::Similar(ranked.rank, row.id),
+        // Every row of a `near` search has a point, so `knn` is set.
+        (SortOrder::Distance, _) => Position::Distance(ranked.knn.unwrap_or(f64::MAX), row.id),
     }
 }
 
 /// Restricts to rows after `after` in `sort` order; a cursor of another sort is a 400.
-fn keyset(sql: &mut Sql, sort: SortOrder, after: Position) -> Result<(), AppError> {
+fn keyset(
+    sql: &mut Sql,
+    sort: SortOrder,
+    matching: Matching,
+    after: Position,
+) -> Result<(), AppError> {
     match (sort, after) {
         (SortOrder::Newest, Position::Newest(id)) => {
             sql.push(" AND s.id < ").bind::<Uuid, _>(id.0);
@@ -279,10 +541,41 @@ fn keyset(sql: &mut Sql, sort: SortOrder, after: Position) -> Result<(), AppErro
                 .bind::<Uuid, _>(id.0)
                 .push(")");
         }
-        (SortOrder::Relevance, Position::Relevance(rank, id)) => {
+        (SortOrder::Relevance, Position::Relevance(rank, id, _))
+            if matches!(matching, Matching::Words(Ranking::Computed, _)) =>
+        {
             sql.push(" AND (ts_rank(s.search, query) < ")
                 .bind::<Float4, _>(rank)
                 .push(" OR (ts_rank(s.search, query) = ")
+                .bind::<Float4, _>(rank)
+                .push(" AND s.id < ")
+                .bind::<Uuid, _>(id.0)
+                .push("))");
+        }
+        (SortOrder::Relevance, Position::IndexedRelevance(distance, id, _))
+            if matches!(matching, Matching::Words(Ranking::Index, _)) =>
+        {
+            sql.push(" AND (s.search <=> query > ")
+                .bind::<Float4, _>(distance)
+                .push(" OR (s.search <=> query = ")
+                .bind::<Float4, _>(distance)
+                .push(" AND s.id < ")
+                .bind::<Uuid, _>(id.0)
+                .push("))");
+        }
+        (SortOrder::Distance, Position::Distance(knn, id)) => {
+            sql.push(" AND (")
+                .push(POINT)
+                .push(" <-> origin, s.id) > (")
+                .bind::<Float8, _>(knn)
+                .push(", ")
+                .bind::<Uuid, _>(id.0)
+                .push(")");
+        }
+        (SortOrder::Relevance, Position::Similar(rank, id)) => {
+            sql.push(" AND (word_similarity(query, s.title) < ")
+                .bind::<Float4, _>(rank)
+                .push(" OR (word_similarity(query, s.title) = ")
                 .bind::<Float4, _>(rank)
                 .push(" AND s.id < ")
                 .bind::<Uuid, _>(id.0)
@@ -303,13 +596,9 @@ pub async fn find(
     let mut sql = Sql::new();
     sql.push("SELECT ")
         .push(COLUMNS)
-        .push(" FROM ")
-        .push(FROM_CATALOG)
-        .push(" WHERE s.id = ")
+        .push(" FROM services s WHERE s.id = ")
         .bind::<Uuid, _>(id.0)
-        .push(" AND (")
-        .push(VISIBLE)
-        .push(" OR s.worker_id = ")
+        .push(" AND (s.listed OR s.worker_id = ")
         .bind::<Uuid, _>(caller.map_or(uuid::Uuid::nil(), |c| c.id.0))
         .push(" OR ")
         .bind::<Bool, _>(caller.is_some_and(|c| c.role == UserRole::Admin))
@@ -325,12 +614,9 @@ pub async fn ensure_visible(
     id: ServiceId,
 ) -> Result<(), AppError> {
     let mut sql = Sql::new();
-    sql.push("SELECT s.id FROM ")
-        .push(FROM_CATALOG)
-        .push(" WHERE s.id = ")
+    sql.push("SELECT s.id FROM services s WHERE s.id = ")
         .bind::<Uuid, _>(id.0)
-        .push(" AND ")
-        .push(VISIBLE);
+        .push(" AND s.listed");
     match sql.execute(conn).await? {
         0 => Err(AppError::NotFound),
         _ => Ok(()),
@@ -357,12 +643,10 @@ pub async fn favorites(
     let mut sql = Sql::new();
     sql.push("SELECT ")
         .push(COLUMNS)
-        .push(", f.created_at AS added_at FROM ")
-        .push(FROM_CATALOG)
+        .push(", f.created_at AS added_at FROM services s")
         .push(" JOIN favorites f ON f.service_id = s.id WHERE f.client_id = ")
         .bind::<Uuid, _>(client.0)
-        .push(" AND ")
-        .push(VISIBLE);
+        .push(" AND s.listed");
     if let Some((at, id)) = after {
         sql.push(" AND (f.created_at, f.service_id) < (")
             .bind::<diesel::sql_types::Timestamptz, _>(at)
@@ -406,5 +690,24 @@ mod tests {
             query_text(Some(&punctuated)).is_err(),
             "commas split words too"
         );
+    }
+
+    #[test]
+    fn the_last_plain_word_is_a_prefix() {
+        assert_eq!(prefixed("plumb"), Some(("", "plumb")));
+        assert_eq!(
+            prefixed("deep  cleaning lis"),
+            Some(("deep  cleaning", "lis"))
+        );
+        assert_eq!(prefixed("pão"), Some(("", "pão")));
+        for not_plain in [
+            "garden -lawn",
+            "\"hedge trim",
+            "piano or",
+            "tiles!",
+            "a b\"c",
+        ] {
+            assert_eq!(prefixed(not_plain), None, "{not_plain}");
+        }
     }
 }

@@ -19,8 +19,9 @@ use crate::{
     error::{AppError, FieldError},
     events::{self, Event},
     service::{
-        models::ServiceRow,
-        schemas::{NewService, Service},
+        listed::{self, Scope},
+        models::{GeoPoint, ServiceRow},
+        schemas::{Location, NewService, Service},
         search,
     },
     state::AppState,
@@ -44,6 +45,10 @@ fn duration(value: i32) -> Result<i32, FieldError> {
 
 fn category(value: &str) -> Result<String, FieldError> {
     trimmed("category", value, 1..=50).map(|c| c.to_lowercase())
+}
+
+fn location(value: Location) -> Result<GeoPoint, FieldError> {
+    GeoPoint::new(value.lat, value.lng, "location", true)
 }
 
 /// Collects the errors of several field checks, or their values.
@@ -70,24 +75,37 @@ pub async fn create(
         city = trimmed("city", &body.city, 1..=100),
         price_cents = price(body.price_cents),
         duration_minutes = duration(body.duration_minutes.unwrap_or(DEFAULT_DURATION)),
+        place = body.location.map(location).transpose(),
     }
+    let id = ServiceId::new();
     let mut conn = state.conn().await?;
-    let row: ServiceRow = diesel::insert_into(services::table)
-        .values((
-            services::id.eq(ServiceId::new()),
-            services::worker_id.eq(worker),
-            services::title.eq(title),
-            services::description.eq(description),
-            services::category.eq(category),
-            services::price_cents.eq(price_cents),
-            services::pricing_unit.eq(body.pricing_unit),
-            services::city.eq(city),
-            services::duration_minutes.eq(duration_minutes),
-        ))
-        .returning(ServiceRow::as_returning())
-        .get_result(&mut conn)
-        .await?;
-    Ok(row.into())
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        listed::lock_worker(conn, worker, false).await?;
+        diesel::insert_into(services::table)
+            .values((
+                services::id.eq(id),
+                services::worker_id.eq(worker),
+                services::title.eq(title),
+                services::description.eq(description),
+                services::category.eq(category),
+                services::price_cents.eq(price_cents),
+                services::pricing_unit.eq(body.pricing_unit),
+                services::city.eq(city),
+                services::duration_minutes.eq(duration_minutes),
+                services::location_lat.eq(place.map(|p| p.lat)),
+                services::location_lng.eq(place.map(|p| p.lng)),
+            ))
+            .execute(conn)
+            .await?;
+        listed::relist(conn, Scope::Listing(id)).await?;
+        Ok(services::table
+            .find(id)
+            .select(ServiceRow::as_select())
+            .first::<ServiceRow>(conn)
+            .await?
+            .into())
+    })
+    .await
 }
 
 /// The listing a worker may change: theirs and not deleted. Another worker's listing is
@@ -126,10 +144,14 @@ struct Changes {
     pricing_unit: Option<crate::db::enums::PricingUnit>,
     city: Option<String>,
     duration_minutes: Option<i32>,
+    /// `Some(None)` clears (both columns together).
+    location_lat: Option<Option<f64>>,
+    location_lng: Option<Option<f64>>,
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The changes a worker asks of their listing; every field is required, so `Clear` is a 422.
+/// The changes a worker asks of their listing; every field but `location` is required, so
+/// `Clear` is a 422 there.
 #[derive(Debug, Clone, Default)]
 pub struct ListingChanges {
     pub title: Patch<String>,
@@ -139,6 +161,7 @@ pub struct ListingChanges {
     pub pricing_unit: Patch<crate::db::enums::PricingUnit>,
     pub city: Patch<String>,
     pub duration_minutes: Patch<i32>,
+    pub location: Patch<Location>,
 }
 
 /// `null` on a required field is a 422; absent is "keep".
@@ -167,6 +190,11 @@ pub async fn update(
             price_cents = required("price_cents", patch.price_cents).and_then(|v| v.map(price).transpose()),
             duration_minutes = required("duration_minutes", patch.duration_minutes).and_then(|v| v.map(duration).transpose()),
             pricing_unit = required("pricing_unit", patch.pricing_unit),
+            place = match patch.location {
+                Patch::Keep => Ok(None),
+                Patch::Clear => Ok(Some(None)),
+                Patch::Set(value) => location(value).map(|p| Some(Some(p))),
+            },
         }
         let changes = Changes {
             title,
@@ -176,6 +204,8 @@ pub async fn update(
             pricing_unit,
             city,
             duration_minutes,
+            location_lat: place.map(|p| p.map(|p| p.lat)),
+            location_lng: place.map(|p| p.map(|p| p.lng)),
             updated_at: chrono::Utc::now(),
         };
         let row: ServiceRow = diesel::update(services::table.find(id))
@@ -200,6 +230,7 @@ pub async fn delete(state: &AppState, worker: UserId, id: ServiceId) -> Result<(
             ))
             .execute(conn)
             .await?;
+        listed::relist(conn, Scope::Listing(id)).await?;
         Ok(())
     })
     .await
@@ -326,6 +357,7 @@ pub async fn set_hidden(
             .returning(ServiceRow::as_returning())
             .get_result(conn)
             .await?;
+        listed::relist(conn, Scope::Listing(id)).await?;
         let action = if hidden {
             AuditAction::ServiceHidden
         } else {

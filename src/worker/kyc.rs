@@ -25,6 +25,7 @@ use crate::{
     },
     error::{AppError, FieldError},
     events::{self, Event},
+    service::listed::{self, Scope},
     state::AppState,
     worker::{models::KycRow, schemas::KycSubmission},
 };
@@ -47,7 +48,8 @@ pub fn derive_status(latest_decision: Option<KycDecision>, any_pending: bool) ->
     }
 }
 
-/// Recomputes and stores a worker's `kyc_status` inside the caller's transaction.
+/// Recomputes and stores a worker's `kyc_status`, and with it whether their listings are
+/// public, inside the caller's transaction.
 async fn refresh_status(
     conn: &mut AsyncPgConnection,
     worker: UserId,
@@ -80,6 +82,7 @@ async fn refresh_status(
         .set(workers::kyc_status.eq(status))
         .execute(conn)
         .await?;
+    listed::relist(conn, Scope::Worker(worker)).await?;
     Ok(status)
 }
 

@@ -23,7 +23,7 @@ async fn set_ratings(app: &TestApp, ratings: &[(&str, Option<f64>)]) {
 }
 
 /// Follows `next_cursor` from `path` to the end and returns every id, in order.
-async fn walk(app: &TestApp, path: &str) -> Vec<String> {
+pub(crate) async fn walk(app: &TestApp, path: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..100 {
@@ -49,7 +49,7 @@ async fn walk(app: &TestApp, path: &str) -> Vec<String> {
     panic!("pagination did not end");
 }
 
-fn ids(page: &Value) -> Vec<String> {
+pub(crate) fn ids(page: &Value) -> Vec<String> {
     page["items"]
         .as_array()
         .expect("items")

@@ -198,7 +198,7 @@ async fn forgot_answers_the_same_whether_or_not_the_account_exists() {
     assert_eq!(known.body, unknown.body);
     forgot(&app, "not an email")
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["email"]);
 
     // Verification, then the reset link.
     let mails = mail::server().wait_for(&email, 2).await;
@@ -256,7 +256,7 @@ async fn a_reset_sets_the_password_once_and_revokes_every_session() {
     // A weak password is refused and leaves the link usable.
     reset(&app, &token, "password")
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["new_password"]);
     assert_eq!(
         reset(&app, &token, NEW_PASSWORD).await.status,
         StatusCode::NO_CONTENT

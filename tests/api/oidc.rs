@@ -128,31 +128,31 @@ async fn start_gives_the_authorization_url_with_state_nonce_and_pkce() {
         json!({ "redirect_uri": "https://evil.test/cb" }),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_invalid(&["redirect_uri"]);
     start(
         &app,
         "mock",
         json!({ "redirect_uri": format!("{REDIRECT_URI}/") }),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_invalid(&["redirect_uri"]);
     start(
         &app,
         "mock",
         json!({ "redirect_uri": REDIRECT_URI, "role": "admin" }),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_invalid(&["role"]);
     start(&app, "mock", json!({}))
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_invalid(&["redirect_uri"]);
     app.post(
         "/api/v1/auth/oidc/mock/callback",
         None,
         json!({ "state": "s" }),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_invalid(&["code"]);
 }
 
 #[tokio::test]

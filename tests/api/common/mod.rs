@@ -483,6 +483,24 @@ impl TestApp {
     }
 }
 
+/// Listings whose `listed` flag disagrees with the visibility rule it stands for: every
+/// test's history is checked when its app is dropped, so a path that forgets to relist
+/// fails whichever test takes it.
+pub async fn listed_mismatches(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i64> {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = format!(
+        "SELECT count(*) AS n FROM services s JOIN workers w ON w.user_id = s.worker_id \
+         JOIN users u ON u.id = s.worker_id WHERE s.listed IS DISTINCT FROM {}",
+        marketplace::service::listed::VISIBLE
+    );
+    Ok(diesel::sql_query(sql).get_result::<Count>(conn).await?.n)
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
@@ -501,15 +519,26 @@ impl Drop for TestApp {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
+                let mismatches =
+                    match AsyncPgConnection::establish(&format!("{PG_HOST}/{db_name}")).await {
+                        Ok(mut conn) => listed_mismatches(&mut conn).await.unwrap_or(0),
+                        Err(_) => 0,
+                    };
                 let mut conn = admin_conn().await;
                 let _ = conn
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
                     .await;
                 release_template(&mut conn).await;
                 delete_prefix(REDIS_URL, &prefix).await;
-            });
+                mismatches
+            })
         });
-        let _ = cleanup.join();
+        let mismatches = cleanup.join().unwrap_or(0);
+        if mismatches > 0 && !std::thread::panicking() {
+            panic!(
+                "{mismatches} listing(s) with a `listed` flag that disagrees with their visibility"
+            );
+        }
     }
 }
 
