@@ -37,6 +37,7 @@ pub struct Service {
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// Where the service is offered, if the worker gave a place.
+    #[oai(nullable)]
     pub location: Option<Location>,
     /// Great-circle distance from the search's `near` point; only in a search with `near`.
     #[oai(skip_serializing_if_is_none)]
@@ -47,7 +48,9 @@ pub struct Service {
 /// A point in degrees (WGS 84): latitude −90…90, longitude −180…180.
 #[derive(Debug, Clone, Copy, PartialEq, Object, Serialize)]
 pub struct Location {
+    #[oai(validator(minimum(value = "-90"), maximum(value = "90")))]
     pub lat: f64,
+    #[oai(validator(minimum(value = "-180"), maximum(value = "180")))]
     pub lng: f64,
 }
 
@@ -106,6 +109,7 @@ pub struct NewService {
     #[oai(nullable, validator(minimum(value = "15"), maximum(value = "1440")))]
     pub duration_minutes: Option<i32>,
     /// Where the service is offered; absent or null for none.
+    #[oai(nullable)]
     pub location: Option<Location>,
 }
 
@@ -126,6 +130,7 @@ pub struct ServicePatch {
     #[oai(validator(minimum(value = "15"), maximum(value = "1440")))]
     pub duration_minutes: MaybeUndefined<i32>,
     /// `null` removes the location.
+    #[oai(nullable)]
     pub location: MaybeUndefined<Location>,
 }
 
