@@ -1,7 +1,7 @@
 //! Request and response bodies of the account-lifecycle endpoints. Bodies holding
 //! tokens or passwords do not derive `Debug`, so they cannot reach a log line.
 
-use poem_openapi::Object;
+use poem_openapi::{Object, types::Email};
 
 #[derive(Object)]
 pub struct VerifyEmailRequest {
@@ -11,7 +11,8 @@ pub struct VerifyEmailRequest {
 
 #[derive(Object)]
 pub struct ForgotPasswordRequest {
-    pub email: String,
+    #[oai(validator(max_length = 254))]
+    pub email: Email,
 }
 
 #[derive(Object)]
@@ -19,6 +20,7 @@ pub struct ResetPasswordRequest {
     /// The `token` of the link in the reset email.
     pub token: String,
     /// 8 to 128 characters.
+    #[oai(validator(min_length = 8, max_length = 128))]
     pub new_password: String,
 }
 
