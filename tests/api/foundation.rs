@@ -322,15 +322,7 @@ async fn secrets_never_reach_the_log() {
         .expect("logout");
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
 
-    // The file writer is asynchronous: wait until the logout line is there.
-    let mut logs = String::new();
-    for _ in 0..100 {
-        logs = crate::common::read_logs();
-        if logs.contains("logout-secret-check") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let logs = crate::common::wait_for_log("logout-secret-check").await;
     assert!(
         logs.contains("logout-secret-check"),
         "request lines are logged"

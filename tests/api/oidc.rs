@@ -412,7 +412,11 @@ async fn the_provider_keys_are_fetched_again_when_a_token_is_signed_with_a_new_o
     provider.set_user(&sub, claims).await;
     let again = me(&app, &sign_in(&app, &provider, &sub).await).await;
     assert_eq!(again["id"], first["id"]);
-    assert!(crate::common::read_logs().contains("provider keys refreshed"));
+    assert!(
+        crate::common::wait_for_log("provider keys refreshed")
+            .await
+            .contains("provider keys refreshed")
+    );
 }
 
 #[tokio::test]
@@ -432,7 +436,11 @@ async fn a_tampered_id_token_is_refused() {
     callback(&app, "mock", &code, &state)
         .await
         .assert_problem(401, "oidc_failed");
-    assert!(crate::common::read_logs().contains("Signature verification failed"));
+    assert!(
+        crate::common::wait_for_log("Signature verification failed")
+            .await
+            .contains("Signature verification failed")
+    );
 }
 
 #[tokio::test]

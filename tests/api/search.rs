@@ -335,7 +335,11 @@ async fn relevance_comes_from_the_index_and_falls_back_without_it() {
         .expect("drop index");
     let fallback = app.spawn_sibling().await;
     assert_eq!(fallback.state.ranking, Ranking::Computed);
-    assert!(crate::common::read_logs().contains("the RUM extension is not installed"));
+    assert!(
+        crate::common::wait_for_log("the RUM extension is not installed")
+            .await
+            .contains("the RUM extension is not installed")
+    );
     let computed = check_relevance(&fallback, &titled, &described).await;
     assert_eq!(computed, indexed, "the same order either way");
     if rum_available {

@@ -172,6 +172,20 @@ pub fn read_logs() -> String {
     all
 }
 
+/// The run's log once it contains `needle` (the file writer is asynchronous, so a line
+/// logged before a response may land after it), or as it is after 5 s.
+pub async fn wait_for_log(needle: &str) -> String {
+    let mut logs = read_logs();
+    for _ in 0..100 {
+        if logs.contains(needle) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        logs = read_logs();
+    }
+    logs
+}
+
 /// A running app with its own database and Redis prefix.
 pub struct TestApp {
     pub addr: SocketAddr,
