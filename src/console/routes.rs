@@ -25,6 +25,7 @@ use crate::{
         session::{self, ConsoleAdmin, LOGIN_COOKIE, Notice, Posted, SESSION_COOKIE, read_form},
     },
     core::{
+        auth::CurrentUser,
         ids::{KycId, ReviewId, ServiceId, UserId},
         limiter::ClientIp,
     },
@@ -315,20 +316,15 @@ async fn kyc_approve(
     posted: Posted<NoFields>,
     id: Path<KycId>,
 ) -> poem::Result<Response> {
-    let result = kyc::decide(&state, posted.admin, id.0, KycDecision::Approved, None).await;
-    finish(
+    decide(
         &state,
-        result,
-        "/admin/kyc",
-        &format!("/admin/kyc/{}", id.0),
-        |s| {
-            format!(
-                "Approved the {} of submission {}.",
-                s.document_type.as_str(),
-                s.id
-            )
-        },
+        posted.admin,
+        id.0,
+        KycDecision::Approved,
+        None,
+        "Approved",
     )
+    .await
 }
 
 #[handler]
@@ -338,15 +334,36 @@ async fn kyc_reject(
     id: Path<KycId>,
 ) -> poem::Result<Response> {
     let reason = Some(posted.form.reason.as_str());
-    let result = kyc::decide(&state, posted.admin, id.0, KycDecision::Rejected, reason).await;
-    finish(
+    decide(
         &state,
+        posted.admin,
+        id.0,
+        KycDecision::Rejected,
+        reason,
+        "Rejected",
+    )
+    .await
+}
+
+/// Both KYC buttons: the API's decision, then the queue saying what was `done` (or the
+/// review page again with why not).
+async fn decide(
+    state: &AppState,
+    admin: CurrentUser,
+    id: KycId,
+    decision: KycDecision,
+    reason: Option<&str>,
+    done: &str,
+) -> poem::Result<Response> {
+    let result = kyc::decide(state, admin, id, decision, reason).await;
+    finish(
+        state,
         result,
         "/admin/kyc",
-        &format!("/admin/kyc/{}", id.0),
+        &format!("/admin/kyc/{id}"),
         |s| {
             format!(
-                "Rejected the {} of submission {}.",
+                "{done} the {} of submission {}.",
                 s.document_type.as_str(),
                 s.id
             )
