@@ -9,7 +9,6 @@ import asyncio
 import concurrent.futures as cf
 import os
 import select
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import time
 import uuid
 
 from fault import (BIN, PASSWORD, Instance, Postgres, Redis, register, report, request,
-                   statuses, RESULTS)
+                   statuses, teardown, RESULTS)
 
 HEADER_TIMEOUT = 3
 MAX_SOCKETS = 5
@@ -304,16 +303,7 @@ def main():
         case_search(server)
         case_slow_clients(server)
     finally:
-        if server:
-            server.stop()
-        if redis:
-            redis.stop()
-        if pg:
-            try:
-                pg.ctl("-m", "immediate", "stop")
-            except subprocess.CalledProcessError:
-                pass
-        shutil.rmtree(work, ignore_errors=True)
+        teardown([server], redis, pg, work)
     return 0 if RESULTS and all(RESULTS) else 1
 
 

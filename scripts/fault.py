@@ -579,17 +579,23 @@ def main():
         a.start()
         case_sigterm(b, client_token)
     finally:
-        for instance in instances:
-            instance.stop()
-        if redis:
-            redis.stop()
-        if pg:
-            try:
-                pg.ctl("-m", "immediate", "stop")
-            except subprocess.CalledProcessError:
-                pass
-        shutil.rmtree(work, ignore_errors=True)
+        teardown(instances, redis, pg, work)
     return 0 if RESULTS and all(RESULTS) else 1
+
+
+def teardown(instances, redis, pg, work):
+    """Stops what a script started (any of it may be None) and removes its folder."""
+    for instance in instances:
+        if instance:
+            instance.stop()
+    if redis:
+        redis.stop()
+    if pg:
+        try:
+            pg.ctl("-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
