@@ -286,7 +286,8 @@ def main():
         pg = Postgres(work)
         redis = Redis()
         env = dict(os.environ, DATABASE_URL=pg.url, REDIS_URL=redis.url, LOG_LEVEL="warn",
-                   UPLOAD_DIR=upload_dir, REDIS_KEY_PREFIX="abuse:", TRUSTED_PROXIES="127.0.0.1",
+                   UPLOAD_DIR=upload_dir, LOG_DIR=os.path.join(work, "logs"),
+                   REDIS_KEY_PREFIX="abuse:", TRUSTED_PROXIES="127.0.0.1",
                    RATE_LIMIT_PER_SEC="100000", RATE_LIMIT_BURST="100000",
                    RATE_LIMIT_LOGIN_PER_MIN="100000", HTTP_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
                    WS_MAX_SOCKETS_PER_USER=str(MAX_SOCKETS), UPLOAD_MIN_FREE_BYTES="1",

@@ -552,7 +552,8 @@ def main():
         pg = Postgres(work)
         redis = Redis()
         env = dict(os.environ, DATABASE_URL=pg.url, REDIS_URL=redis.url, LOG_LEVEL="warn",
-                   UPLOAD_DIR=os.path.join(work, "uploads"), REDIS_KEY_PREFIX="fault:",
+                   UPLOAD_DIR=os.path.join(work, "uploads"), LOG_DIR=os.path.join(work, "logs"),
+                   REDIS_KEY_PREFIX="fault:",
                    RATE_LIMIT_PER_SEC="100000", RATE_LIMIT_BURST="100000",
                    RATE_LIMIT_LOGIN_PER_MIN="100000", DB_POOL_TIMEOUT="1",
                    SHUTDOWN_TIMEOUT=str(SHUTDOWN_TIMEOUT), WS_MAX_SOCKETS_PER_USER="10",
