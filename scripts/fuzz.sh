@@ -109,7 +109,7 @@ fuzz admin "$(token fuzz-admin@example.com)"
 
 if grep -q '"status":5' "$RUN_DIR"/logs/* 2>/dev/null || grep -qi 'panic' "$RUN_DIR/server.out"; then
     echo "fuzz: the server logged a 5xx or a panic:"
-    grep -h '"status":5\|panic' "$RUN_DIR"/logs/* "$RUN_DIR/server.out" | head -20
+    grep -hs '"status":5\|panic' "$RUN_DIR"/logs/* "$RUN_DIR/server.out" | head -20
     failed=1
 fi
 exit "$failed"

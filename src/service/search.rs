@@ -448,8 +448,9 @@ fn page_sql(
 /// word. `None` when
 /// the last word is not a plain word (a quoted phrase, an exclusion, `or`).
 fn prefixed(q: &str) -> Option<(&str, &str)> {
-    let start = q.rfind(char::is_whitespace).map_or(0, |i| i + 1);
-    let last = &q[start..];
+    // Split on the last whitespace character, whatever its width in bytes (U+00A0 is two).
+    let last = q.rsplit(char::is_whitespace).next().unwrap_or(q);
+    let start = q.len() - last.len();
     let plain = !last.is_empty()
         && last.chars().all(char::is_alphanumeric)
         && !last.eq_ignore_ascii_case("or")
@@ -700,6 +701,9 @@ mod tests {
             Some(("deep  cleaning", "lis"))
         );
         assert_eq!(prefixed("pão"), Some(("", "pão")));
+        // Found by fuzzing: a multi-byte space before the last word panicked on slicing.
+        assert_eq!(prefixed("deep\u{a0}clean"), Some(("deep", "clean")));
+        assert_eq!(prefixed("tile\u{3000}fix"), Some(("tile", "fix")));
         for not_plain in [
             "garden -lawn",
             "\"hedge trim",
