@@ -27,6 +27,17 @@ macro_rules! pg_enum {
             }
         }
 
+        /// Read back by label, so stored events and tokens round-trip through JSON.
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let label = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                match label.as_ref() {
+                    $($label => Ok(Self::$variant),)+
+                    other => Err(serde::de::Error::unknown_variant(other, &[$($label),+])),
+                }
+            }
+        }
+
         impl ToSql<$sql, Pg> for $ty {
             fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> diesel::serialize::Result {
                 std::io::Write::write_all(out, self.as_str().as_bytes())?;
@@ -49,21 +60,9 @@ macro_rules! pg_enum {
 }
 
 /// A user's single role.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    AsExpression,
-    FromSqlRow,
-    poem_openapi::Enum,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow, poem_openapi::Enum)]
 #[diesel(sql_type = sql_types::UserRole)]
 #[oai(rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
 pub enum UserRole {
     Client,
     Worker,

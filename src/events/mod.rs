@@ -16,7 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     core::ids::{EventId, JobId, KycId, MessageId, ReviewId, ServiceId, ThreadId, UserId},
-    db::sql::Sql,
+    db::{
+        enums::{JobStatus, KycDecision},
+        sql::Sql,
+    },
+    job::lifecycle::Action,
 };
 
 /// The channel the recording transaction notifies and the dispatcher listens on.
@@ -40,9 +44,9 @@ pub enum Event {
         client_id: UserId,
         worker_id: UserId,
         actor_id: UserId,
-        action: String,
-        from: String,
-        to: String,
+        action: Action,
+        from: JobStatus,
+        to: JobStatus,
     },
     /// A request passed its deadline unanswered.
     JobExpired {
@@ -61,7 +65,7 @@ pub enum Event {
     KycDecided {
         submission_id: KycId,
         worker_id: UserId,
-        decision: String,
+        decision: KycDecision,
     },
     /// A client reviewed a completed job.
     ReviewPosted {
@@ -184,6 +188,20 @@ mod tests {
                 review_id: ReviewId::new(),
                 admin_id: a,
             },
+            Event::JobTransitioned {
+                job_id: JobId::new(),
+                client_id: a,
+                worker_id: b,
+                actor_id: b,
+                action: Action::Start,
+                from: JobStatus::Accepted,
+                to: JobStatus::InProgress,
+            },
+            Event::KycDecided {
+                submission_id: KycId::new(),
+                worker_id: b,
+                decision: KycDecision::Approved,
+            },
         ];
         for event in events {
             let json = serde_json::to_value(&event).expect("serialize");
@@ -191,5 +209,20 @@ mod tests {
             let back: Event = serde_json::from_value(json).expect("deserialize");
             assert_eq!(back, event);
         }
+    }
+
+    /// Events stored before the fields were typed hold the same labels as strings.
+    #[test]
+    fn typed_fields_read_the_stored_labels_and_refuse_others() {
+        let (a, b, job) = (UserId::new(), UserId::new(), JobId::new());
+        let stored = serde_json::json!({
+            "kind": "job_transitioned", "job_id": job, "client_id": a, "worker_id": b,
+            "actor_id": b, "action": "complete", "from": "in_progress", "to": "completed",
+        });
+        let event: Event = serde_json::from_value(stored.clone()).expect("deserialize");
+        assert_eq!(serde_json::to_value(&event).expect("serialize"), stored);
+        let mut unknown = stored;
+        unknown["to"] = "archived".into();
+        assert!(serde_json::from_value::<Event>(unknown).is_err());
     }
 }

@@ -10,8 +10,10 @@
 
 use crate::db::enums::JobStatus;
 
-/// What a participant asks a job to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a participant asks a job to do. Serialized (in events) by the same names as
+/// [`Action::as_str`]; a test holds the two together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Accept,
     Decline,
@@ -103,6 +105,15 @@ mod tests {
         (Accepted, Action::Cancel, Party::Client, Cancelled),
         (Accepted, Action::Cancel, Party::Worker, Cancelled),
     ];
+
+    #[test]
+    fn serialized_names_are_the_route_names() {
+        for action in ACTIONS {
+            let json = serde_json::to_value(action).expect("serialize");
+            assert_eq!(json, action.as_str());
+            assert_eq!(serde_json::from_value::<Action>(json).ok(), Some(action));
+        }
+    }
 
     #[test]
     fn every_combination_matches_the_table() {

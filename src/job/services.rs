@@ -281,9 +281,9 @@ async fn apply(
                     client_id: job.client_id,
                     worker_id: job.worker_id,
                     actor_id: actor,
-                    action: action.as_str().to_owned(),
-                    from: from.as_str().to_owned(),
-                    to: to.as_str().to_owned(),
+                    action,
+                    from,
+                    to,
                 },
                 Cause::Expiry => expired(job.id, job.client_id, job.worker_id),
             };

@@ -168,7 +168,7 @@ pub async fn mark_all_read(state: &AppState, user: UserId) -> Result<(), AppErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ids::JobId;
+    use crate::{core::ids::JobId, db::enums::JobStatus, job::lifecycle::Action};
 
     #[test]
     fn a_transition_goes_to_the_counterpart_and_an_expiry_to_the_client() {
@@ -178,9 +178,9 @@ mod tests {
             client_id: client,
             worker_id: worker,
             actor_id: actor,
-            action: "cancel".into(),
-            from: "accepted".into(),
-            to: "cancelled".into(),
+            action: Action::Cancel,
+            from: JobStatus::Accepted,
+            to: JobStatus::Cancelled,
         };
         assert_eq!(recipients(&moved(client)), [worker]);
         assert_eq!(recipients(&moved(worker)), [client]);

@@ -519,7 +519,7 @@ pub async fn decide(
         let event = Event::KycDecided {
             submission_id: id,
             worker_id: row.worker_id,
-            decision: decision.as_str().to_owned(),
+            decision,
         };
         events::record(conn, &event).await?;
         Ok(row.into())
