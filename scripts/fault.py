@@ -4,18 +4,19 @@ load. Run through scripts/fault.sh, which builds the binary. Everything here run
 loopback against a PostgreSQL cluster and a redis-server this script starts on ports of
 its own (never the machine's shared 5432/6379), and every loop is bounded in time.
 
+While each fault runs, the security review's slow-connection and search attacks
+(scripts/attacks.py) run against the instance that should still be serving: its limits
+must hold whatever the dependencies are doing.
+
 Each case prints one line, `PASS` or `FAIL`, with what was measured; the exit status is
 1 when any case failed.
 """
 
 import asyncio
 import concurrent.futures as cf
-import http.client
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,200 +26,15 @@ import uuid
 
 import websockets
 
-BIN = os.path.abspath(os.environ.get("BIN", "target/debug/marketplace"))
-PASSWORD = "fault injection battery staple"
+from attacks import Pressure
+from lab import (BIN, PASSWORD, RESULTS, Instance, Postgres, Redis, login, register, report,
+                 request, statuses, teardown, ws_connect)
+
 SHUTDOWN_TIMEOUT = 5
-RESULTS = []
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def report(name, ok, detail):
-    RESULTS.append(ok)
-    print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
-
-
-# --- private servers ----------------------------------------------------------------
-
-def pg_tool(name):
-    found = shutil.which(name)
-    if found:
-        return found
-    versions = sorted(
-        (d for d in os.listdir("/usr/lib/postgresql") if d.isdigit()), key=int)
-    return f"/usr/lib/postgresql/{versions[-1]}/bin/{name}"
-
-
-def as_postgres(args):
-    """PostgreSQL refuses to run as root: as root, its tools run as `postgres`."""
-    return (["runuser", "-u", "postgres", "--"] + args) if os.geteuid() == 0 else args
-
-
-class Postgres:
-    def __init__(self, work):
-        self.port = free_port()
-        self.data = os.path.join(work, "pg")
-        os.makedirs(self.data)
-        if os.geteuid() == 0:
-            shutil.chown(self.data, "postgres", "postgres")
-        subprocess.run(as_postgres([pg_tool("initdb"), "-D", self.data, "-U", "postgres",
-                                    "--auth=trust", "--no-sync"]),
-                       check=True, stdout=subprocess.DEVNULL)
-        with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
-            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                       f"unix_socket_directories = '{self.data}'\nfsync = off\n"
-                       "max_connections = 200\n")
-        self.start()
-
-    def ctl(self, *args):
-        subprocess.run(as_postgres([pg_tool("pg_ctl"), "-D", self.data, "-l",
-                                    os.path.join(self.data, "server.log"), *args]),
-                       check=True, stdout=subprocess.DEVNULL)
-
-    def start(self):
-        self.ctl("-w", "start")
-
-    def stop(self):
-        self.ctl("-m", "fast", "-w", "stop")
-
-    def sql(self, query):
-        out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                              "-d", "marketplace", "-At", "-c", query],
-                             check=True, capture_output=True, text=True)
-        return out.stdout.strip()
-
-    @property
-    def url(self):
-        return f"postgres://postgres@127.0.0.1:{self.port}/marketplace"
-
-
-class Redis:
-    def __init__(self):
-        self.port = free_port()
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-
-def wait_port(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-class Instance:
-    def __init__(self, name, env, work):
-        self.name, self.env, self.work = name, env, work
-        self.port = free_port()
-        self.proc = None
-
-    @property
-    def base(self):
-        return ("127.0.0.1", self.port)
-
-    def start(self):
-        env = dict(self.env, BIND=f"127.0.0.1:{self.port}",
-                   LOG_DIR=os.path.join(self.work, f"logs-{self.name}"))
-        log = open(os.path.join(self.work, f"{self.name}.out"), "ab")
-        self.proc = subprocess.Popen([BIN], env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if request(self.base, "GET", "/health", timeout=1)[0] == 200:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"instance {self.name} did not start")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-# --- HTTP and WebSocket clients -------------------------------------------------------
-
-def request(base, method, path, body=None, token=None, headers=None, timeout=10, raw=None):
-    """One request on a fresh connection: (status or "error:…", seconds, parsed JSON).
-    `raw` is sent as the body as it is (with the caller's content-type)."""
-    conn = http.client.HTTPConnection(*base, timeout=timeout)
-    hdrs = dict(headers or {})
-    data = raw
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs["content-type"] = "application/json"
-    if token:
-        hdrs["authorization"] = f"Bearer {token}"
-    started = time.monotonic()
-    try:
-        conn.request(method, path, body=data, headers=hdrs)
-        response = conn.getresponse()
-        payload = response.read()
-        status = response.status
-    except OSError as err:
-        status, payload = f"error:{type(err).__name__}", b""
-    finally:
-        conn.close()
-    try:
-        parsed = json.loads(payload) if payload else None
-    except ValueError:
-        parsed = None
-    return status, time.monotonic() - started, parsed
-
-
-def login(base, email):
-    status, _, body = request(base, "POST", "/api/v1/auth/login",
-                              {"email": email, "password": PASSWORD})
-    assert status == 200, (status, body)
-    return body["access_token"]
-
-
-def register(base, role):
-    email = f"{role}-{uuid.uuid4().hex[:10]}@fault.example"
-    status, _, body = request(base, "POST", "/api/v1/auth/register",
-                              {"email": email, "password": PASSWORD, "full_name": "Fault",
-                               "role": role})
-    assert status == 201, (status, body)
-    return email, login(base, email)
-
-
-def me(base, token):
-    return request(base, "GET", "/api/v1/auth/me", token=token)[2]["id"]
-
-
-async def ws_connect(base, token):
-    status, _, body = request(base, "POST", "/api/v1/ws/ticket", token=token)
-    assert status in (200, 201), (status, body)
-    return await websockets.connect(f"ws://{base[0]}:{base[1]}/api/v1/ws?ticket={body['ticket']}",
-                                    open_timeout=5, close_timeout=2)
-
-
-def statuses(results):
-    counts = {}
-    for status in results:
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+HEADER_TIMEOUT = 3
+# Half request lines held open beside each fault (scripts/abuse.py holds 1,000 on a
+# healthy instance).
+IDLE_CONNECTIONS = 200
 
 
 def load(base, calls, seconds, events, workers=6):
@@ -270,7 +86,7 @@ def recovery(results, kind, since):
 
 # --- cases ----------------------------------------------------------------------------
 
-def case_redis(redis, a):
+def case_redis(redis, a, pressure):
     _, token = register(a.base, "client")
     _, revoked = register(a.base, "client")
     request(a.base, "POST", "/api/v1/auth/logout", token=revoked)
@@ -286,7 +102,8 @@ def case_redis(redis, a):
         return request(a.base, "GET", "/api/v1/auth/me", token=revoked)[:2]
 
     results, marks = load(a.base, [("valid", me_ok), ("revoked", me_revoked)], 10,
-                          [(1.5, "stopped", redis.stop), (4.5, "restarted", redis.start)])
+                          [(1.5, "stopped", redis.stop), (1.5, "pressure", pressure.start),
+                           (4.5, "restarted", redis.start)])
     outage = [r for r in results if marks["stopped"] <= r[0] < marks["restarted"]]
     slowest = max((r[3] for r in outage), default=0)
     revoked_passed = sum(1 for r in results if r[1] == "revoked" and r[2] == 200)
@@ -315,9 +132,10 @@ def case_redis(redis, a):
            f"restart; revoked after restart: "
            f"{statuses(r[2] for r in results if r[1] == 'revoked' and r[0] > marks['restarted'])}; "
            f"open socket: {sock}")
+    pressure.finish("while Redis is stopped and restarted empty")
 
 
-def case_postgres(pg, a, client_token, worker_id, service_id):
+def case_postgres(pg, a, client_token, worker_id, service_id, pressure):
     status, _, thread = request(a.base, "POST", "/api/v1/threads", {"worker_id": worker_id},
                                 token=client_token)
     assert status in (200, 201), (status, thread)
@@ -359,7 +177,7 @@ def case_postgres(pg, a, client_token, worker_id, service_id):
         pg.start()
 
     results, marks = load(a.base, [("message", send), ("booking", book)], 9,
-                          [(1.5, "restarted", restart)])
+                          [(1.5, "pressure", pressure.start), (1.5, "restarted", restart)])
     outage = [r for r in results if marks["restarted:begin"] <= r[0] < marks["restarted"]]
     failed = [r for r in outage if r[2] != 201 and r[2] != 200]
     slowest = max((r[3] for r in failed), default=0)
@@ -391,6 +209,7 @@ def case_postgres(pg, a, client_token, worker_id, service_id):
            f"{missing} missing, {duplicated} stored twice (after retrying every unacked one); "
            f"bookings {booking_statuses}, {lost_jobs} acked but lost, {half} half-written, "
            f"{orphans} orphan threads")
+    pressure.finish("while PostgreSQL restarts")
 
 
 async def chat(base_of, token, thread_id, tag, deadline, kill_at, survivor, log):
@@ -466,7 +285,7 @@ async def chat(base_of, token, thread_id, tag, deadline, kill_at, survivor, log)
                 "reconnect_s": reconnect_s, "errors": errors}
 
 
-def case_sigkill(pg, a, b, client_token, worker_token, worker_id):
+def case_sigkill(pg, a, b, client_token, worker_token, worker_id, pressure):
     status, _, thread = request(b.base, "POST", "/api/v1/threads", {"worker_id": worker_id},
                                 token=client_token)
     thread_id = thread["id"]
@@ -481,6 +300,8 @@ def case_sigkill(pg, a, b, client_token, worker_token, worker_id):
         await asyncio.sleep(2)
         kill_at[0] = time.monotonic()
         a.proc.send_signal(signal.SIGKILL)
+        # On the survivor, which the clients are reconnecting to.
+        pressure.start()
         await asyncio.gather(*tasks)
 
     asyncio.run(run())
@@ -503,12 +324,17 @@ def case_sigkill(pg, a, b, client_token, worker_token, worker_id):
            f"the other side's re-synced history; the "
            f"client reconnected to the survivor "
            f"{reconnect if reconnect is None else round(reconnect, 2)} s after the kill")
+    pressure.finish("on the survivor of a SIGKILL")
 
 
-def case_sigterm(b, client_token):
+def case_sigterm(b, client_token, pressure):
     email, _ = register(b.base, "client")
     loop = asyncio.new_event_loop()
     sockets = [loop.run_until_complete(ws_connect(b.base, client_token)) for _ in range(3)]
+    # Slow connections in their head and body phases when the signal comes: shutdown
+    # must not wait on them past their deadlines.
+    pressure.start()
+    pressure.wait_open()
 
     def attempt(_):
         return request(b.base, "POST", "/api/v1/auth/login",
@@ -541,6 +367,7 @@ def case_sigterm(b, client_token):
     report("SIGTERM during load", ok,
            f"24 in-flight logins answered {answers}; socket close codes {codes}; "
            f"exit status {code} {took:.2f} s after the signal (SHUTDOWN_TIMEOUT={SHUTDOWN_TIMEOUT})")
+    pressure.finish("while shutting down on SIGTERM")
 
 
 def main():
@@ -556,6 +383,9 @@ def main():
                    REDIS_KEY_PREFIX="fault:",
                    RATE_LIMIT_PER_SEC="100000", RATE_LIMIT_BURST="100000",
                    RATE_LIMIT_LOGIN_PER_MIN="100000", DB_POOL_TIMEOUT="1",
+                   # Loopback is the proxy the attacks' X-Forwarded-For addresses come
+                   # through (and so exempt from the per-address connection cap).
+                   TRUSTED_PROXIES="127.0.0.1", HTTP_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
                    SHUTDOWN_TIMEOUT=str(SHUTDOWN_TIMEOUT), WS_MAX_SOCKETS_PER_USER="10",
                    JWT_SECRET="fault-injection-secret-0123456789abcdef")
         subprocess.run([BIN, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -574,29 +404,21 @@ def main():
         # No availability slots: any future time can be booked.
         pg.sql("DELETE FROM availability_slots")
 
-        case_redis(redis, a)
-        case_postgres(pg, a, client_token, service["worker_id"], service["id"])
-        case_sigkill(pg, a, b, client_token, worker_token, service["worker_id"])
+        # Whose /auth/me the attacks check: a user of its own, not the cases' clients.
+        watcher = register(a.base, "client")[1]
+
+        def pressure(instance, **kwargs):
+            return Pressure(instance, watcher, IDLE_CONNECTIONS, HEADER_TIMEOUT, **kwargs)
+
+        case_redis(redis, a, pressure(a, degraded=True))
+        case_postgres(pg, a, client_token, service["worker_id"], service["id"],
+                      pressure(a, degraded=True))
+        case_sigkill(pg, a, b, client_token, worker_token, service["worker_id"], pressure(b))
         a.start()
-        case_sigterm(b, client_token)
+        case_sigterm(b, client_token, pressure(b, search=False))
     finally:
         teardown(instances, redis, pg, work)
     return 0 if RESULTS and all(RESULTS) else 1
-
-
-def teardown(instances, redis, pg, work):
-    """Stops what a script started (any of it may be None) and removes its folder."""
-    for instance in instances:
-        if instance:
-            instance.stop()
-    if redis:
-        redis.stop()
-    if pg:
-        try:
-            pg.ctl("-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

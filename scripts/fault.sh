@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fault injection (scripts/fault.py): Redis stopped and restarted empty, PostgreSQL
-# restarted, one of two instances SIGKILLed, SIGTERM, each under load, each a PASS/FAIL
-# line. Loopback only, against a private PostgreSQL cluster and redis-server on ports of
-# their own (never the shared 5432/6379); about a minute, hard-capped at three.
+# restarted, one of two instances SIGKILLed, SIGTERM, each under load and each with the
+# security review's slow connections and searches beside it (scripts/attacks.py); each a
+# PASS/FAIL line. Loopback only, against a private PostgreSQL cluster and redis-server on
+# ports of their own (never the shared 5432/6379); about 40 s, hard-capped at three minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
