@@ -24,7 +24,7 @@ use crate::{
         pagination::Page,
     },
     db::enums::{KycDecision, UserRole, UserStatus},
-    error::AppError,
+    error::{Fails, fails::*},
     review::{schemas::Review, services as reviews},
     routes::ApiTags,
     service::{schemas::Service, services as listings},
@@ -49,7 +49,7 @@ impl AdminApi {
         q: Query<Option<String>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<User>>, AppError> {
+    ) -> Result<Json<Page<User>>, Fails<{ ROLE | LIST }>> {
         let filter = UserFilter {
             role: role.0,
             status: status.0,
@@ -58,6 +58,7 @@ impl AdminApi {
         directory::search(&state, filter, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Suspend a user: their tokens stop working at once and stay dead after reinstatement.
@@ -68,11 +69,12 @@ impl AdminApi {
         state: Data<&AppState>,
         id: Path<UserId>,
         body: JsonBody<ReasonRequest>,
-    ) -> Result<Json<User>, AppError> {
+    ) -> Result<Json<User>, Fails<{ ROLE | NOT_FOUND | BODY }>> {
         let reason = body.0.reason.as_deref();
         services::set_status(&state, admin.0, id.0, UserStatus::Suspended, reason)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Reinstate a suspended user (they must log in again).
@@ -82,10 +84,11 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<UserId>,
-    ) -> Result<Json<User>, AppError> {
+    ) -> Result<Json<User>, Fails<{ ROLE | NOT_FOUND }>> {
         services::set_status(&state, admin.0, id.0, UserStatus::Active, None)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// KYC submissions awaiting review (or in `status`), oldest first.
@@ -97,10 +100,11 @@ impl AdminApi {
         status: Query<Option<KycDecision>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<KycSubmission>>, AppError> {
+    ) -> Result<Json<Page<KycSubmission>>, Fails<{ ROLE | LIST }>> {
         kyc::queue(&state, status.0, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Approve a pending submission: the worker's listings become public.
@@ -110,10 +114,11 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<KycId>,
-    ) -> Result<Json<KycSubmission>, AppError> {
+    ) -> Result<Json<KycSubmission>, Fails<{ ROLE | NOT_FOUND | CONFLICT }>> {
         kyc::decide(&state, admin.0, id.0, KycDecision::Approved, None)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Reject a pending submission; `reason` is required and shown to the worker.
@@ -124,7 +129,7 @@ impl AdminApi {
         state: Data<&AppState>,
         id: Path<KycId>,
         body: JsonBody<ReasonRequest>,
-    ) -> Result<Json<KycSubmission>, AppError> {
+    ) -> Result<Json<KycSubmission>, Fails<{ ROLE | NOT_FOUND | CONFLICT | BODY }>> {
         kyc::decide(
             &state,
             admin.0,
@@ -134,6 +139,7 @@ impl AdminApi {
         )
         .await
         .map(Json)
+        .map_err(Fails)
     }
 
     /// Hide a listing from the public (its owner still sees it).
@@ -144,10 +150,11 @@ impl AdminApi {
         state: Data<&AppState>,
         id: Path<ServiceId>,
         body: JsonBody<ReasonRequest>,
-    ) -> Result<JsonOut<Service>, AppError> {
+    ) -> Result<JsonOut<Service>, Fails<{ ROLE | NOT_FOUND | BODY }>> {
         listings::set_hidden(&state, admin.0, id.0, true, body.0.reason.as_deref())
             .await
             .map(JsonOut)
+            .map_err(Fails)
     }
 
     /// Make a hidden listing public again.
@@ -157,10 +164,11 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<ServiceId>,
-    ) -> Result<JsonOut<Service>, AppError> {
+    ) -> Result<JsonOut<Service>, Fails<{ ROLE | NOT_FOUND }>> {
         listings::set_hidden(&state, admin.0, id.0, false, None)
             .await
             .map(JsonOut)
+            .map_err(Fails)
     }
 
     /// Hide a review: it leaves the worker's public reviews, and the worker's and the
@@ -173,10 +181,11 @@ impl AdminApi {
         state: Data<&AppState>,
         id: Path<ReviewId>,
         body: JsonBody<ReasonRequest>,
-    ) -> Result<Json<Review>, AppError> {
+    ) -> Result<Json<Review>, Fails<{ ROLE | NOT_FOUND | CONFLICT | BODY }>> {
         reviews::hide(&state, admin.0, id.0, body.0.reason.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Every admin action, newest first.
@@ -187,10 +196,11 @@ impl AdminApi {
         state: Data<&AppState>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<AuditEntry>>, AppError> {
+    ) -> Result<Json<Page<AuditEntry>>, Fails<{ ROLE | LIST }>> {
         audit::list(&state, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Platform figures: users by role, jobs by status (every status, 0 when none),
@@ -200,7 +210,7 @@ impl AdminApi {
         &self,
         _admin: AdminUser,
         state: Data<&AppState>,
-    ) -> Result<Json<Stats>, AppError> {
-        services::stats(&state).await.map(Json)
+    ) -> Result<Json<Stats>, Fails<ROLE>> {
+        services::stats(&state).await.map(Json).map_err(Fails)
     }
 }

@@ -18,7 +18,7 @@ use crate::{
         json::{DeferredJson, JsonBody},
         pagination::Page,
     },
-    error::AppError,
+    error::{Fails, fails::*},
     messaging::{
         domain::NewMessage,
         schemas::{Message, NewThread, ReadMarker, SendMessage, Thread, WsTicket},
@@ -59,7 +59,7 @@ impl MessagingApi {
         user: ClientUser,
         state: Data<&AppState>,
         body: JsonBody<NewThread>,
-    ) -> Result<ThreadOpened, AppError> {
+    ) -> Result<ThreadOpened, Fails<{ ROLE | BODY | NOT_FOUND }>> {
         let (thread, created) = services::open_inquiry(&state, user.0.id, body.0.worker_id).await?;
         Ok(if created {
             ThreadOpened::Created(Json(thread))
@@ -77,10 +77,11 @@ impl MessagingApi {
         state: Data<&AppState>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<Thread>>, AppError> {
+    ) -> Result<Json<Page<Thread>>, Fails<{ AUTH | LIST }>> {
         services::list(&state, user.0.id, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// A thread the caller takes part in (anyone else, admins included: 404).
@@ -90,8 +91,11 @@ impl MessagingApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<ThreadId>,
-    ) -> Result<Json<Thread>, AppError> {
-        services::get(&state, user.0.id, id.0).await.map(Json)
+    ) -> Result<Json<Thread>, Fails<{ AUTH | NOT_FOUND }>> {
+        services::get(&state, user.0.id, id.0)
+            .await
+            .map(Json)
+            .map_err(Fails)
     }
 
     /// A thread's messages, newest first. `next_cursor` is the id to pass as `before`
@@ -105,10 +109,11 @@ impl MessagingApi {
         /// Only messages older than this one.
         before: Query<Option<MessageId>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
-    ) -> Result<Json<Page<Message>>, AppError> {
+    ) -> Result<Json<Page<Message>>, Fails<{ AUTH | NOT_FOUND | LIST }>> {
         services::history(&state, user.0.id, id.0, before.0, limit.0)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Send a message; a retry with the same `client_msg_id` returns the first (200).
@@ -119,13 +124,13 @@ impl MessagingApi {
         state: Data<&AppState>,
         id: Path<ThreadId>,
         body: DeferredJson<SendMessage>,
-    ) -> Result<MessageSent, AppError> {
+    ) -> Result<MessageSent, Fails<{ AUTH | NOT_FOUND | BODY }>> {
         let parsed = body
             .parse()
             .and_then(|b| NewMessage::parse(id.0, user.0.id, b.body, b.client_msg_id));
         let new = match parsed {
             Ok(new) => new,
-            Err(err) => return Err(services::refusal(&state, user.0.id, id.0, err).await),
+            Err(err) => return Err(Fails(services::refusal(&state, user.0.id, id.0, err).await)),
         };
         let sent = services::send(&state, new).await?;
         Ok(if sent.created {
@@ -143,10 +148,10 @@ impl MessagingApi {
         state: Data<&AppState>,
         id: Path<ThreadId>,
         body: DeferredJson<ReadMarker>,
-    ) -> Result<NoContent, AppError> {
+    ) -> Result<NoContent, Fails<{ AUTH | NOT_FOUND | BODY }>> {
         let marker = match body.parse() {
             Ok(marker) => marker,
-            Err(err) => return Err(services::refusal(&state, user.0.id, id.0, err).await),
+            Err(err) => return Err(Fails(services::refusal(&state, user.0.id, id.0, err).await)),
         };
         services::mark_read(&state, user.0.id, id.0, marker.message_id).await?;
         Ok(NoContent::Done)
@@ -159,8 +164,11 @@ impl MessagingApi {
         &self,
         user: AnyUser,
         state: Data<&AppState>,
-    ) -> Result<Json<WsTicket>, AppError> {
-        tickets::issue(&state, user.0).await.map(Json)
+    ) -> Result<Json<WsTicket>, Fails<AUTH>> {
+        tickets::issue(&state, user.0)
+            .await
+            .map(Json)
+            .map_err(Fails)
     }
 
     /// The real-time channel (WebSocket). Authenticate with `Authorization: Bearer` or
@@ -183,7 +191,9 @@ impl MessagingApi {
         /// From `POST /ws/ticket`, when no `Authorization` header is sent.
         ticket: Query<Option<String>>,
         ws: WebSocket,
-    ) -> Result<BoxWebSocketUpgraded, AppError> {
-        websocket::upgrade(&state, req, ticket.0, ws).await
+    ) -> Result<BoxWebSocketUpgraded, Fails<{ AUTH | FORBIDDEN | CONFLICT | MALFORMED }>> {
+        websocket::upgrade(&state, req, ticket.0, ws)
+            .await
+            .map_err(Fails)
     }
 }
