@@ -20,11 +20,11 @@ use crate::{
     core::{
         auth::AdminUser,
         ids::{KycId, ReviewId, ServiceId, UserId},
-        json::{JsonBody, JsonOut},
+        json::{DeferredJson, JsonOut},
         pagination::Page,
     },
     db::enums::{KycDecision, UserRole, UserStatus},
-    error::{Fails, fails::*},
+    error::{AppError, Fails, fails::*},
     review::{schemas::Review, services as reviews},
     routes::ApiTags,
     service::{schemas::Service, services as listings},
@@ -33,6 +33,24 @@ use crate::{
 };
 
 pub struct AdminApi;
+
+/// Runs a moderation whose `reason` the body carries, in the contract's order: the
+/// target first (an unknown one is 404 whatever the body says), then the body. A body
+/// that does not parse reaches the service as no reason, and its own problem (400, or a
+/// 422 naming its fields) is what the caller gets once the target was found: in place
+/// of the service's "reason required", or of an idempotent success (hiding what is
+/// already hidden) that a body the document refuses must not earn.
+async fn moderate<T>(
+    body: &DeferredJson<ReasonRequest>,
+    act: impl AsyncFnOnce(Option<&str>) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let parsed = body.parse();
+    let done = act(parsed.as_ref().ok().map(|b| b.reason.as_str())).await;
+    match (done, parsed) {
+        (Ok(_) | Err(AppError::Validation { .. }), Err(problem)) => Err(problem),
+        (done, _) => done,
+    }
+}
 
 #[OpenApi(prefix_path = "/api/v1/admin", tag = "ApiTags::Admin")]
 impl AdminApi {
@@ -68,13 +86,14 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<UserId>,
-        body: JsonBody<ReasonRequest>,
+        body: DeferredJson<ReasonRequest>,
     ) -> Result<Json<User>, Fails<{ ROLE | NOT_FOUND | BODY }>> {
-        let reason = body.0.reason.as_deref();
-        services::set_status(&state, admin.0, id.0, UserStatus::Suspended, reason)
-            .await
-            .map(Json)
-            .map_err(Fails)
+        moderate(&body, async |reason| {
+            services::set_status(&state, admin.0, id.0, UserStatus::Suspended, reason).await
+        })
+        .await
+        .map(Json)
+        .map_err(Fails)
     }
 
     /// Reinstate a suspended user (they must log in again).
@@ -128,15 +147,11 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<KycId>,
-        body: JsonBody<ReasonRequest>,
+        body: DeferredJson<ReasonRequest>,
     ) -> Result<Json<KycSubmission>, Fails<{ ROLE | NOT_FOUND | CONFLICT | BODY }>> {
-        kyc::decide(
-            &state,
-            admin.0,
-            id.0,
-            KycDecision::Rejected,
-            body.0.reason.as_deref(),
-        )
+        moderate(&body, async |reason| {
+            kyc::decide(&state, admin.0, id.0, KycDecision::Rejected, reason).await
+        })
         .await
         .map(Json)
         .map_err(Fails)
@@ -149,12 +164,14 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<ServiceId>,
-        body: JsonBody<ReasonRequest>,
+        body: DeferredJson<ReasonRequest>,
     ) -> Result<JsonOut<Service>, Fails<{ ROLE | NOT_FOUND | BODY }>> {
-        listings::set_hidden(&state, admin.0, id.0, true, body.0.reason.as_deref())
-            .await
-            .map(JsonOut)
-            .map_err(Fails)
+        moderate(&body, async |reason| {
+            listings::set_hidden(&state, admin.0, id.0, true, reason).await
+        })
+        .await
+        .map(JsonOut)
+        .map_err(Fails)
     }
 
     /// Make a hidden listing public again.
@@ -180,12 +197,14 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<ReviewId>,
-        body: JsonBody<ReasonRequest>,
+        body: DeferredJson<ReasonRequest>,
     ) -> Result<Json<Review>, Fails<{ ROLE | NOT_FOUND | CONFLICT | BODY }>> {
-        reviews::hide(&state, admin.0, id.0, body.0.reason.as_deref())
-            .await
-            .map(Json)
-            .map_err(Fails)
+        moderate(&body, async |reason| {
+            reviews::hide(&state, admin.0, id.0, reason).await
+        })
+        .await
+        .map(Json)
+        .map_err(Fails)
     }
 
     /// Every admin action, newest first.
