@@ -252,6 +252,14 @@ impl AppError {
         }
     }
 
+    /// The fields a `validation_failed` names (a 422's `errors`, a WebSocket error frame's).
+    pub fn field_errors(&self) -> Option<&[FieldError]> {
+        match self {
+            Self::Validation { errors, .. } => Some(errors),
+            _ => None,
+        }
+    }
+
     fn problem(&self) -> Problem {
         let status = self.status();
         let detail = self.public_detail();
@@ -261,10 +269,7 @@ impl AppError {
             status: status.as_u16(),
             detail,
             code: self.code().to_owned(),
-            errors: match self {
-                Self::Validation { errors, .. } => Some(errors.clone()),
-                _ => None,
-            },
+            errors: self.field_errors().map(<[FieldError]>::to_vec),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::{
     error::{Fails, fails::*},
     job::{
         lifecycle::Action,
-        schemas::{Job, JobEvent, NewJob, ReasonBody},
+        schemas::{CancelBody, Job, JobEvent, NewJob, ReasonBody},
         services,
     },
     review::{
@@ -157,14 +157,14 @@ impl JobsApi {
             .map_err(Fails)
     }
 
-    /// Either party cancels a requested or accepted job; `reason` is required.
+    /// Either party cancels a requested or accepted job, saying why.
     #[oai(path = "/jobs/:id/cancel", method = "post")]
     async fn cancel(
         &self,
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-        body: DeferredJson<ReasonBody>,
+        body: DeferredJson<CancelBody>,
     ) -> Result<Json<Job>, Fails<{ AUTH | FORBIDDEN | NOT_FOUND | CONFLICT | BODY }>> {
         services::act(&state, user.0, id.0, Action::Cancel, || {
             body.parse()?.into_reason()

@@ -220,6 +220,9 @@ async fn the_document_declares_what_the_server_does() {
     let body_required = |path: &str| spec["paths"][path]["post"]["requestBody"]["required"].clone();
     assert_eq!(body_required("/api/v1/auth/logout"), false);
     assert_eq!(body_required("/api/v1/auth/register"), true);
+    // A cancellation needs a reason, and the document says so (the server checks it once
+    // the job is found, so an unknown job is 404 whatever the body says).
+    assert_eq!(schemas["CancelBody"]["required"], json!(["reason"]));
 }
 
 /// `marketplace openapi` prints the document without configuration or a database, and
