@@ -35,7 +35,9 @@ pub enum ClientFrame {
 #[derive(Debug, Deserialize, Object)]
 pub struct ClientSend {
     pub thread_id: ThreadId,
-    /// 1 to 4000 characters.
+    /// 1 to 4000 characters, not only whitespace. Not declared as a constraint here, as
+    /// it is on `SendMessage`: it is checked with the thread, so that a thread the caller
+    /// is not in is `not_found` whatever the body, and the `error` echoes `client_msg_id`.
     pub body: String,
     /// An idempotency key: a retry with the same key is not stored twice.
     #[oai(nullable)]
