@@ -252,6 +252,14 @@ impl AppError {
         }
     }
 
+    /// The fields a `validation_failed` names (a 422's `errors`, a WebSocket error frame's).
+    pub fn field_errors(&self) -> Option<&[FieldError]> {
+        match self {
+            Self::Validation { errors, .. } => Some(errors),
+            _ => None,
+        }
+    }
+
     fn problem(&self) -> Problem {
         let status = self.status();
         let detail = self.public_detail();
@@ -261,10 +269,7 @@ impl AppError {
             status: status.as_u16(),
             detail,
             code: self.code().to_owned(),
-            errors: match self {
-                Self::Validation { errors, .. } => Some(errors.clone()),
-                _ => None,
-            },
+            errors: self.field_errors().map(<[FieldError]>::to_vec),
         }
     }
 }
@@ -337,35 +342,121 @@ impl ResponseError for AppError {
     }
 }
 
-/// Documents the problem+json responses an operation may give.
-impl ApiResponse for AppError {
+/// The error statuses an operation documents, as bits of the `SET` of its
+/// [`Fails`] return type. Each names what makes an operation able to answer it, so a
+/// route's set reads off its signature: a guard (`AUTH`, `ROLE`), an id in the path
+/// (`NOT_FOUND`), a body (`BODY`), a list (`LIST`), and what its service refuses.
+pub mod fails {
+    /// 400 `malformed_body`, `bad_cursor`, `token_invalid`, ...
+    pub const MALFORMED: u32 = 1 << 0;
+    /// 401: a bearer guard, an optional bearer, or credentials in the body.
+    pub const AUTH: u32 = 1 << 1;
+    /// 403: a role guard, an ownership rule, a suspended account.
+    pub const FORBIDDEN: u32 = 1 << 2;
+    /// 404: an id in the path (or in the body) that names nothing visible to the caller.
+    pub const NOT_FOUND: u32 = 1 << 3;
+    /// 408: a body that arrives too slowly.
+    pub const TIMEOUT: u32 = 1 << 4;
+    /// 409: a conflict with the current state.
+    pub const CONFLICT: u32 = 1 << 5;
+    /// 413: a body over its limit.
+    pub const TOO_LARGE: u32 = 1 << 6;
+    /// 415: a body of a media type not accepted.
+    pub const MEDIA_TYPE: u32 = 1 << 7;
+    /// 422: invalid values (a body's, a parameter's) or a business rule with its own code.
+    pub const INVALID: u32 = 1 << 8;
+
+    /// A role guard: no or a bad token (401), another role (403).
+    pub const ROLE: u32 = AUTH | FORBIDDEN;
+    /// Any request body.
+    pub const BODY: u32 = MALFORMED | TIMEOUT | TOO_LARGE | MEDIA_TYPE | INVALID;
+    /// A paginated list: a parameter out of range (422), a cursor not issued (400).
+    pub const LIST: u32 = MALFORMED | INVALID;
+    /// A probe, never rate limited (`core::edge::UNLIMITED`): no 429.
+    pub const PROBE: u32 = 1 << 31;
+
+    /// What any operation may answer whatever it declares: the per-IP rate limit (429),
+    /// a bug (500), a dependency down or the server busy (503).
+    pub(super) const STATUSES: [(u32, u16, &str); 12] = [
+        (
+            MALFORMED,
+            400,
+            "Malformed request (`malformed_body`, `bad_cursor`, ...)",
+        ),
+        (
+            AUTH,
+            401,
+            "Missing, invalid, expired or revoked token or credentials",
+        ),
+        (
+            FORBIDDEN,
+            403,
+            "Role, ownership or account status does not allow this",
+        ),
+        (NOT_FOUND, 404, "No such resource visible to the caller"),
+        (TIMEOUT, 408, "The body arrived too slowly"),
+        (CONFLICT, 409, "Conflict with the current state"),
+        (
+            TOO_LARGE,
+            413,
+            "The body is over its limit (JSON: 64 KiB; uploads: `UPLOAD_MAX_BYTES`)",
+        ),
+        (
+            MEDIA_TYPE,
+            415,
+            "The body's media type (or an upload's content) is not one accepted",
+        ),
+        (
+            INVALID,
+            422,
+            "Well-formed but invalid values (`validation_failed`, with `errors`) or a rule's own code",
+        ),
+        (0, 429, "Rate limited; see `Retry-After`"),
+        (0, 500, "Internal error (logged, never detailed)"),
+        (
+            0,
+            503,
+            "A dependency is unavailable (`dependency_unavailable`) or the server is busy (`overloaded`, see `Retry-After`)",
+        ),
+    ];
+}
+
+/// An operation's error: an [`AppError`], documented as the statuses of `SET` (bits of
+/// [`fails`]) plus 429, 500 and 503, which every operation may answer. Handlers return
+/// `Result<T, Fails<{ fails::ROLE | fails::NOT_FOUND }>>` and `?` their services' errors.
+///
+/// What is declared is checked, not trusted: in debug builds (tests, the fuzz run) every
+/// answer of the API is compared with its operation's documented statuses
+/// (`core::document_index::documents`), and one that is not documented panics.
+#[derive(Debug)]
+pub struct Fails<const SET: u32>(pub AppError);
+
+impl<const SET: u32> From<AppError> for Fails<SET> {
+    fn from(err: AppError) -> Self {
+        Self(err)
+    }
+}
+
+impl<const SET: u32> From<FieldError> for Fails<SET> {
+    fn from(err: FieldError) -> Self {
+        Self(err.into())
+    }
+}
+
+impl<const SET: u32> From<Fails<SET>> for poem::Error {
+    fn from(err: Fails<SET>) -> Self {
+        err.0.into()
+    }
+}
+
+impl<const SET: u32> ApiResponse for Fails<SET> {
     fn meta() -> MetaResponses {
-        let statuses: [(u16, &'static str); 11] = [
-            (400, "Malformed request (`malformed_body`, `bad_cursor`)"),
-            (401, "Missing, invalid, expired or revoked token"),
-            (403, "Role or ownership does not allow this"),
-            (404, "No such resource visible to the caller"),
-            (409, "Conflict with the current state"),
-            (
-                413,
-                "The body is over its limit (JSON: 64 KiB; uploads: `UPLOAD_MAX_BYTES`)",
-            ),
-            (
-                415,
-                "The body's media type (or an upload's content) is not one accepted",
-            ),
-            (422, "Well-formed but invalid values (`validation_failed`)"),
-            (429, "Rate limited; see `Retry-After`"),
-            (500, "Internal error (logged, never detailed)"),
-            (
-                503,
-                "A dependency is unavailable (`dependency_unavailable`) or the server is busy (`overloaded`, see `Retry-After`)",
-            ),
-        ];
         MetaResponses {
-            responses: statuses
+            responses: fails::STATUSES
                 .into_iter()
-                .map(|(status, description)| MetaResponse {
+                .filter(|(bit, _, _)| *bit == 0 || SET & bit != 0)
+                .filter(|(_, status, _)| *status != 429 || SET & fails::PROBE == 0)
+                .map(|(_, status, description)| MetaResponse {
                     description,
                     status: Some(status),
                     status_range: None,

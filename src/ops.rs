@@ -9,7 +9,12 @@ use poem_openapi::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{core, error::AppError, routes::ApiTags, state::AppState};
+use crate::{
+    core,
+    error::{AppError, Fails, fails::*},
+    routes::ApiTags,
+    state::AppState,
+};
 
 pub struct OpsApi;
 
@@ -42,7 +47,7 @@ impl OpsApi {
 
     /// PostgreSQL and Redis both answer; 503 names the one that does not.
     #[oai(path = "/ready", method = "get")]
-    async fn ready(&self, state: Data<&AppState>) -> Result<Json<Status>, AppError> {
+    async fn ready(&self, state: Data<&AppState>) -> Result<Json<Status>, Fails<PROBE>> {
         let database = async {
             let mut conn = state.conn().await?;
             conn.batch_execute("SELECT 1").await.map_err(AppError::from)
@@ -63,7 +68,7 @@ impl OpsApi {
         &self,
         state: Data<&AppState>,
         req: &poem::Request,
-    ) -> Result<MetricsText, AppError> {
+    ) -> Result<MetricsText, Fails<{ AUTH | NOT_FOUND }>> {
         let expected = state
             .settings
             .metrics_token
@@ -77,7 +82,9 @@ impl OpsApi {
             .unwrap_or_default();
         // Digests compared, so the time taken says nothing about the token's bytes.
         if Sha256::digest(presented.as_bytes()) != Sha256::digest(expected.expose().as_bytes()) {
-            return Err(AppError::Unauthorized("a valid metrics token is required"));
+            return Err(Fails(AppError::Unauthorized(
+                "a valid metrics token is required",
+            )));
         }
         let db = state.db.status();
         core::metrics::record_pool(db.size, db.available, db.max_size, db.waiting);

@@ -20,11 +20,11 @@ use crate::{
     core::{
         auth::AdminUser,
         ids::{KycId, ReviewId, ServiceId, UserId},
-        json::{JsonBody, JsonOut},
+        json::{DeferredJson, JsonOut},
         pagination::Page,
     },
     db::enums::{KycDecision, UserRole, UserStatus},
-    error::AppError,
+    error::{AppError, Fails, fails::*},
     review::{schemas::Review, services as reviews},
     routes::ApiTags,
     service::{schemas::Service, services as listings},
@@ -33,6 +33,24 @@ use crate::{
 };
 
 pub struct AdminApi;
+
+/// Runs a moderation whose `reason` the body carries, in the contract's order: the
+/// target first (an unknown one is 404 whatever the body says), then the body. A body
+/// that does not parse reaches the service as no reason, and its own problem (400, or a
+/// 422 naming its fields) is what the caller gets once the target was found: in place
+/// of the service's "reason required", or of an idempotent success (hiding what is
+/// already hidden) that a body the document refuses must not earn.
+async fn moderate<T>(
+    body: &DeferredJson<ReasonRequest>,
+    act: impl AsyncFnOnce(Option<&str>) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let parsed = body.parse();
+    let done = act(parsed.as_ref().ok().map(|b| b.reason.as_str())).await;
+    match (done, parsed) {
+        (Ok(_) | Err(AppError::Validation { .. }), Err(problem)) => Err(problem),
+        (done, _) => done,
+    }
+}
 
 #[OpenApi(prefix_path = "/api/v1/admin", tag = "ApiTags::Admin")]
 impl AdminApi {
@@ -49,7 +67,7 @@ impl AdminApi {
         q: Query<Option<String>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<User>>, AppError> {
+    ) -> Result<Json<Page<User>>, Fails<{ ROLE | LIST }>> {
         let filter = UserFilter {
             role: role.0,
             status: status.0,
@@ -58,6 +76,7 @@ impl AdminApi {
         directory::search(&state, filter, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Suspend a user: their tokens stop working at once and stay dead after reinstatement.
@@ -67,12 +86,14 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<UserId>,
-        body: JsonBody<ReasonRequest>,
-    ) -> Result<Json<User>, AppError> {
-        let reason = body.0.reason.as_deref();
-        services::set_status(&state, admin.0, id.0, UserStatus::Suspended, reason)
-            .await
-            .map(Json)
+        body: DeferredJson<ReasonRequest>,
+    ) -> Result<Json<User>, Fails<{ ROLE | NOT_FOUND | BODY }>> {
+        moderate(&body, async |reason| {
+            services::set_status(&state, admin.0, id.0, UserStatus::Suspended, reason).await
+        })
+        .await
+        .map(Json)
+        .map_err(Fails)
     }
 
     /// Reinstate a suspended user (they must log in again).
@@ -82,10 +103,11 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<UserId>,
-    ) -> Result<Json<User>, AppError> {
+    ) -> Result<Json<User>, Fails<{ ROLE | NOT_FOUND }>> {
         services::set_status(&state, admin.0, id.0, UserStatus::Active, None)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// KYC submissions awaiting review (or in `status`), oldest first.
@@ -97,10 +119,11 @@ impl AdminApi {
         status: Query<Option<KycDecision>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<KycSubmission>>, AppError> {
+    ) -> Result<Json<Page<KycSubmission>>, Fails<{ ROLE | LIST }>> {
         kyc::queue(&state, status.0, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Approve a pending submission: the worker's listings become public.
@@ -110,10 +133,11 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<KycId>,
-    ) -> Result<Json<KycSubmission>, AppError> {
+    ) -> Result<Json<KycSubmission>, Fails<{ ROLE | NOT_FOUND | CONFLICT }>> {
         kyc::decide(&state, admin.0, id.0, KycDecision::Approved, None)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Reject a pending submission; `reason` is required and shown to the worker.
@@ -123,17 +147,14 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<KycId>,
-        body: JsonBody<ReasonRequest>,
-    ) -> Result<Json<KycSubmission>, AppError> {
-        kyc::decide(
-            &state,
-            admin.0,
-            id.0,
-            KycDecision::Rejected,
-            body.0.reason.as_deref(),
-        )
+        body: DeferredJson<ReasonRequest>,
+    ) -> Result<Json<KycSubmission>, Fails<{ ROLE | NOT_FOUND | CONFLICT | BODY }>> {
+        moderate(&body, async |reason| {
+            kyc::decide(&state, admin.0, id.0, KycDecision::Rejected, reason).await
+        })
         .await
         .map(Json)
+        .map_err(Fails)
     }
 
     /// Hide a listing from the public (its owner still sees it).
@@ -143,11 +164,14 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<ServiceId>,
-        body: JsonBody<ReasonRequest>,
-    ) -> Result<JsonOut<Service>, AppError> {
-        listings::set_hidden(&state, admin.0, id.0, true, body.0.reason.as_deref())
-            .await
-            .map(JsonOut)
+        body: DeferredJson<ReasonRequest>,
+    ) -> Result<JsonOut<Service>, Fails<{ ROLE | NOT_FOUND | BODY }>> {
+        moderate(&body, async |reason| {
+            listings::set_hidden(&state, admin.0, id.0, true, reason).await
+        })
+        .await
+        .map(JsonOut)
+        .map_err(Fails)
     }
 
     /// Make a hidden listing public again.
@@ -157,10 +181,11 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<ServiceId>,
-    ) -> Result<JsonOut<Service>, AppError> {
+    ) -> Result<JsonOut<Service>, Fails<{ ROLE | NOT_FOUND }>> {
         listings::set_hidden(&state, admin.0, id.0, false, None)
             .await
             .map(JsonOut)
+            .map_err(Fails)
     }
 
     /// Hide a review: it leaves the worker's public reviews, and the worker's and the
@@ -172,11 +197,14 @@ impl AdminApi {
         admin: AdminUser,
         state: Data<&AppState>,
         id: Path<ReviewId>,
-        body: JsonBody<ReasonRequest>,
-    ) -> Result<Json<Review>, AppError> {
-        reviews::hide(&state, admin.0, id.0, body.0.reason.as_deref())
-            .await
-            .map(Json)
+        body: DeferredJson<ReasonRequest>,
+    ) -> Result<Json<Review>, Fails<{ ROLE | NOT_FOUND | CONFLICT | BODY }>> {
+        moderate(&body, async |reason| {
+            reviews::hide(&state, admin.0, id.0, reason).await
+        })
+        .await
+        .map(Json)
+        .map_err(Fails)
     }
 
     /// Every admin action, newest first.
@@ -187,10 +215,11 @@ impl AdminApi {
         state: Data<&AppState>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<AuditEntry>>, AppError> {
+    ) -> Result<Json<Page<AuditEntry>>, Fails<{ ROLE | LIST }>> {
         audit::list(&state, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Platform figures: users by role, jobs by status (every status, 0 when none),
@@ -200,7 +229,7 @@ impl AdminApi {
         &self,
         _admin: AdminUser,
         state: Data<&AppState>,
-    ) -> Result<Json<Stats>, AppError> {
-        services::stats(&state).await.map(Json)
+    ) -> Result<Json<Stats>, Fails<ROLE>> {
+        services::stats(&state).await.map(Json).map_err(Fails)
     }
 }

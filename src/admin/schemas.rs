@@ -7,10 +7,10 @@ use crate::db::enums::{JobStatus, UserRole};
 /// Why an admin took an action; kept in the audit log.
 #[derive(Debug, Object)]
 pub struct ReasonRequest {
-    /// 1 to 1000 characters. Required to suspend; checked after the target is found, so
-    /// an unknown user is 404 whatever the body says.
-    #[oai(nullable, validator(max_length = 1000, pattern = r"\S"))]
-    pub reason: Option<String>,
+    /// 1 to 1000 characters, not blank. Checked after the target is found, so an
+    /// unknown target is 404 whatever the body says.
+    #[oai(validator(max_length = 1000, pattern = r"\S"))]
+    pub reason: String,
 }
 
 /// Platform figures for the admin dashboard, counted when asked.

@@ -12,7 +12,7 @@ use crate::{
         services, sessions,
     },
     core::{auth::AnyUser, json::JsonBody, limiter::ClientIp},
-    error::AppError,
+    error::{Fails, fails::*},
     routes::{ApiTags, NoContent},
     state::AppState,
 };
@@ -35,7 +35,7 @@ impl AuthApi {
         state: Data<&AppState>,
         ip: Data<&ClientIp>,
         body: JsonBody<RegisterRequest>,
-    ) -> Result<Created, AppError> {
+    ) -> Result<Created, Fails<{ BODY | CONFLICT }>> {
         let user = services::register(&state, **ip, body.0).await?;
         Ok(Created::User(Json(user)))
     }
@@ -47,8 +47,11 @@ impl AuthApi {
         state: Data<&AppState>,
         ip: Data<&ClientIp>,
         body: JsonBody<LoginRequest>,
-    ) -> Result<Json<TokenPair>, AppError> {
-        services::login(&state, **ip, body.0).await.map(Json)
+    ) -> Result<Json<TokenPair>, Fails<{ BODY | AUTH | FORBIDDEN }>> {
+        services::login(&state, **ip, body.0)
+            .await
+            .map(Json)
+            .map_err(Fails)
     }
 
     /// Rotate a refresh token: the one presented is dead afterwards.
@@ -57,10 +60,11 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: JsonBody<RefreshRequest>,
-    ) -> Result<Json<TokenPair>, AppError> {
+    ) -> Result<Json<TokenPair>, Fails<{ BODY | AUTH | FORBIDDEN }>> {
         sessions::rotate(&state, &body.0.refresh_token)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Revoke this login: its access and refresh tokens stop working everywhere.
@@ -70,15 +74,15 @@ impl AuthApi {
         user: AnyUser,
         state: Data<&AppState>,
         body: JsonBody<LogoutRequest>,
-    ) -> Result<NoContent, AppError> {
+    ) -> Result<NoContent, Fails<{ AUTH | BODY }>> {
         services::logout(&state, user.0, body.0.refresh_token.as_deref()).await?;
         Ok(NoContent::Done)
     }
 
     /// The caller's account.
     #[oai(path = "/me", method = "get")]
-    async fn me(&self, user: AnyUser, state: Data<&AppState>) -> Result<Json<User>, AppError> {
-        services::me(&state, user.0).await.map(Json)
+    async fn me(&self, user: AnyUser, state: Data<&AppState>) -> Result<Json<User>, Fails<AUTH>> {
+        services::me(&state, user.0).await.map(Json).map_err(Fails)
     }
 
     /// Change the password; every other login of the account is revoked.
@@ -89,7 +93,7 @@ impl AuthApi {
         state: Data<&AppState>,
         ip: Data<&ClientIp>,
         body: JsonBody<PasswordChangeRequest>,
-    ) -> Result<NoContent, AppError> {
+    ) -> Result<NoContent, Fails<{ AUTH | FORBIDDEN | BODY }>> {
         services::change_password(&state, user.0, **ip, body.0).await?;
         Ok(NoContent::Done)
     }

@@ -18,7 +18,7 @@ use crate::{
         json::{JsonBody, JsonOut},
         pagination::Page,
     },
-    error::AppError,
+    error::{Fails, fails::*},
     routes::{ApiTags, NoContent},
     service::{schemas::Service, search},
     state::AppState,
@@ -34,8 +34,11 @@ impl ClientsApi {
         &self,
         user: ClientUser,
         state: Data<&AppState>,
-    ) -> Result<Json<ClientProfile>, AppError> {
-        services::profile(&state, user.0.id).await.map(Json)
+    ) -> Result<Json<ClientProfile>, Fails<ROLE>> {
+        services::profile(&state, user.0.id)
+            .await
+            .map(Json)
+            .map_err(Fails)
     }
 
     /// Update the caller's profile; absent fields are kept, `null` clears phone or city.
@@ -45,8 +48,11 @@ impl ClientsApi {
         user: ClientUser,
         state: Data<&AppState>,
         body: JsonBody<ClientPatch>,
-    ) -> Result<Json<ClientProfile>, AppError> {
-        services::update(&state, user.0.id, body.0).await.map(Json)
+    ) -> Result<Json<ClientProfile>, Fails<{ ROLE | BODY }>> {
+        services::update(&state, user.0.id, body.0)
+            .await
+            .map(Json)
+            .map_err(Fails)
     }
 
     /// Favorite listings that are still public, most recently added first.
@@ -57,10 +63,11 @@ impl ClientsApi {
         state: Data<&AppState>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<JsonOut<Page<Service>>, AppError> {
+    ) -> Result<JsonOut<Page<Service>>, Fails<{ ROLE | LIST }>> {
         search::favorites(&state, user.0.id, limit.0, cursor.0.as_deref())
             .await
             .map(JsonOut)
+            .map_err(Fails)
     }
 
     /// Add a public listing to favorites (idempotent).
@@ -70,10 +77,11 @@ impl ClientsApi {
         user: ClientUser,
         state: Data<&AppState>,
         service_id: Path<ServiceId>,
-    ) -> Result<NoContent, AppError> {
+    ) -> Result<NoContent, Fails<{ ROLE | NOT_FOUND }>> {
         services::add_favorite(&state, user.0.id, service_id.0)
             .await
             .map(|()| NoContent::Done)
+            .map_err(Fails)
     }
 
     /// Remove a listing from favorites (idempotent).
@@ -83,9 +91,10 @@ impl ClientsApi {
         user: ClientUser,
         state: Data<&AppState>,
         service_id: Path<ServiceId>,
-    ) -> Result<NoContent, AppError> {
+    ) -> Result<NoContent, Fails<{ ROLE | NOT_FOUND }>> {
         services::remove_favorite(&state, user.0.id, service_id.0)
             .await
             .map(|()| NoContent::Done)
+            .map_err(Fails)
     }
 }

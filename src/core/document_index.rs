@@ -1,6 +1,7 @@
 //! What the published OpenAPI document says about a route, for answering errors the
 //! routes never see: the methods a path allows (a 405's `Allow` header) and what a query
-//! parameter must look like (a 422 that names it and says what would be valid).
+//! parameter must look like (a 422 that names it and says what would be valid); and,
+//! to hold the routes to it, the statuses each operation documents.
 //!
 //! Read from the document itself, once, so these answers follow every route and
 //! parameter that is added, with no list to keep in step by hand.
@@ -15,6 +16,8 @@ struct PathEntry {
     allow: String,
     /// Query and path parameters by name: what a valid value looks like.
     params: HashMap<String, String>,
+    /// The statuses each method's operation documents.
+    statuses: HashMap<String, Vec<u16>>,
 }
 
 static INDEX: LazyLock<HashMap<String, PathEntry>> = LazyLock::new(|| {
@@ -32,8 +35,12 @@ fn index(document: &Value) -> HashMap<String, PathEntry> {
         .map(|(path, operations)| {
             let mut methods = Vec::new();
             let mut params = HashMap::new();
+            let mut statuses = HashMap::new();
             for (method, operation) in operations.as_object().into_iter().flatten() {
                 methods.push(method.to_ascii_uppercase());
+                let documented = operation["responses"].as_object().into_iter().flatten();
+                let documented = documented.filter_map(|(status, _)| status.parse().ok());
+                statuses.insert(method.to_ascii_uppercase(), documented.collect());
                 for param in operation["parameters"].as_array().into_iter().flatten() {
                     if let Some(name) = param["name"].as_str() {
                         params.insert(name.to_owned(), describe(&param["schema"], schemas));
@@ -48,6 +55,7 @@ fn index(document: &Value) -> HashMap<String, PathEntry> {
             let entry = PathEntry {
                 allow: methods.join(", "),
                 params,
+                statuses,
             };
             (poem_path(path), entry)
         })
@@ -117,6 +125,17 @@ pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
     INDEX.get(pattern).map(|entry| entry.allow.as_str())
 }
 
+/// Whether `status` is one the operation `method` `pattern` documents; true where the
+/// document has no such operation (a 405, a preflight: nothing to hold to).
+pub fn documents(pattern: &str, method: &str, status: u16) -> bool {
+    // poem answers HEAD with its GET route.
+    let method = if method == "HEAD" { "GET" } else { method };
+    INDEX
+        .get(pattern)
+        .and_then(|entry| entry.statuses.get(method))
+        .is_none_or(|statuses| statuses.contains(&status))
+}
+
 /// What is wrong with parameter `name` on `pattern`, when it could not be parsed.
 pub fn parameter_message(pattern: Option<&str>, name: &str) -> &'static str {
     pattern
@@ -139,7 +158,7 @@ mod tests {
                     {"name": "sort", "schema": {"$ref": "#/components/schemas/Sort"}},
                     {"name": "limit", "schema": {"type": "integer", "minimum": 1.0}},
                     {"name": "id", "schema": {"type": "string", "format": "uuid"}}
-                ]},
+                ], "responses": {"200": {}, "404": {}}},
                 "delete": {}
             }},
             "components": {"schemas": {"Sort": {"type": "string", "enum": ["new", "old"]}}}
@@ -150,10 +169,16 @@ mod tests {
         assert_eq!(entry.params["sort"], "must be one of: new, old");
         assert_eq!(entry.params["limit"], "must be an integer of at least 1");
         assert_eq!(entry.params["id"], "must be a UUID");
+        assert_eq!(entry.statuses["GET"], [200, 404]);
+        assert!(entry.statuses["DELETE"].is_empty());
     }
 
     #[test]
     fn the_published_document_is_indexed() {
         assert!(allowed_methods("/api/v1/auth/login").is_some_and(|allow| allow.contains("POST")));
+        assert!(documents("/api/v1/jobs/:param0", "GET", 404));
+        assert!(documents("/api/v1/jobs/:param0", "HEAD", 200));
+        assert!(!documents("/api/v1/jobs/:param0", "GET", 409));
+        assert!(documents("/api/v1/jobs/:param0", "PUT", 405));
     }
 }

@@ -32,6 +32,7 @@ use tracing::Instrument;
 use crate::{
     core::{
         connections::{ConnectionLimits, TimedBody},
+        document_index,
         limiter::ClientIp,
         metrics,
         request_id::{REQUEST_ID_HEADER, RequestId},
@@ -222,7 +223,8 @@ impl Endpoint for Admission {
             )));
         }
         let preflight = is_preflight(&req);
-        Ok(match self.routes.call(req).await {
+        let method = req.method().clone();
+        let response = match self.routes.call(req).await {
             Ok(response) => response,
             Err(err) => {
                 let route = err.data::<PathPattern>().cloned();
@@ -240,7 +242,17 @@ impl Endpoint for Admission {
                 }
                 response
             }
-        })
+        };
+        if let Some(route) = response.data::<PathPattern>() {
+            let status = response.status().as_u16();
+            debug_assert!(
+                document_index::documents(&route.0, method.as_str(), status),
+                "{method} {} answered {status}, which its operation does not document \
+                 (declare it in the handler's `Fails` set)",
+                route.0
+            );
+        }
+        Ok(response)
     }
 }
 

@@ -19,7 +19,7 @@ use std::{
 };
 
 use poem_openapi::{
-    registry::{MetaSchema, MetaSchemaRef, Registry},
+    registry::{MetaDiscriminatorObject, MetaSchema, MetaSchemaRef, Registry},
     types::Type,
 };
 use serde_json::Value;
@@ -111,6 +111,10 @@ impl BodySchema {
             }
             return;
         }
+        if let Some(discriminator) = &schema.discriminator {
+            self.visit_tagged(discriminator, value, path, errors);
+            return;
+        }
         if !schema.one_of.is_empty() || !schema.any_of.is_empty() {
             let matches = schema
                 .one_of
@@ -146,6 +150,54 @@ impl BodySchema {
             },
             "boolean" if !value.is_boolean() => fail("expected true or false".to_owned()),
             _ => {}
+        }
+    }
+
+    /// A union told apart by a property (`"type": "send"`): checked as the variant it
+    /// names, so its fields are named one by one; an unknown tag names the property.
+    fn visit_tagged(
+        &self,
+        discriminator: &MetaDiscriminatorObject,
+        value: &Value,
+        path: &mut String,
+        errors: &mut Vec<FieldError>,
+    ) {
+        let Some(fields) = value.as_object() else {
+            errors.push(FieldError::new(path.as_str(), "expected an object"));
+            return;
+        };
+        let tag = fields
+            .get(discriminator.property_name)
+            .and_then(Value::as_str);
+        let variant = discriminator
+            .mapping
+            .iter()
+            .find(|(name, _)| Some(name.as_str()) == tag);
+        match variant {
+            Some((_, reference)) => {
+                let name = reference.trim_start_matches("#/components/schemas/");
+                self.visit(
+                    &MetaSchemaRef::Reference(name.to_owned()),
+                    value,
+                    path,
+                    errors,
+                );
+            }
+            None => {
+                let names: Vec<&str> = discriminator
+                    .mapping
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                let field = match path.is_empty() {
+                    true => discriminator.property_name.to_owned(),
+                    false => format!("{path}.{}", discriminator.property_name),
+                };
+                errors.push(FieldError::new(
+                    field,
+                    format!("must be one of: {}", names.join(", ")),
+                ));
+            }
         }
     }
 

@@ -15,10 +15,10 @@ use crate::{
         pagination::Page,
     },
     db::enums::JobStatus,
-    error::AppError,
+    error::{Fails, fails::*},
     job::{
         lifecycle::Action,
-        schemas::{Job, JobEvent, NewJob, ReasonBody},
+        schemas::{CancelBody, Job, JobEvent, NewJob, ReasonBody},
         services,
     },
     review::{
@@ -59,7 +59,7 @@ impl JobsApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<NewJob>,
-    ) -> Result<Booked, AppError> {
+    ) -> Result<Booked, Fails<{ ROLE | BODY | NOT_FOUND }>> {
         let (job, created) = services::book(&state, user.0.id, body.0, idempotency_key.0).await?;
         Ok(if created {
             Booked::Created(Json(job))
@@ -77,10 +77,11 @@ impl JobsApi {
         status: Query<Option<JobStatus>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<Job>>, AppError> {
+    ) -> Result<Json<Page<Job>>, Fails<{ AUTH | LIST }>> {
         services::list(&state, user.0, status.0, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// A job of the caller's (admins: any job).
@@ -90,8 +91,11 @@ impl JobsApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-    ) -> Result<Json<Job>, AppError> {
-        services::get(&state, user.0, id.0).await.map(Json)
+    ) -> Result<Json<Job>, Fails<{ AUTH | NOT_FOUND }>> {
+        services::get(&state, user.0, id.0)
+            .await
+            .map(Json)
+            .map_err(Fails)
     }
 
     /// The worker accepts a requested job (409 `worker_busy` if it overlaps another).
@@ -101,10 +105,11 @@ impl JobsApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-    ) -> Result<Json<Job>, AppError> {
+    ) -> Result<Json<Job>, Fails<{ AUTH | FORBIDDEN | NOT_FOUND | CONFLICT }>> {
         services::act(&state, user.0, id.0, Action::Accept, || Ok(None))
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// The worker declines a requested job.
@@ -115,12 +120,13 @@ impl JobsApi {
         state: Data<&AppState>,
         id: Path<JobId>,
         body: DeferredJson<ReasonBody>,
-    ) -> Result<Json<Job>, AppError> {
+    ) -> Result<Json<Job>, Fails<{ AUTH | FORBIDDEN | NOT_FOUND | CONFLICT | BODY }>> {
         services::act(&state, user.0, id.0, Action::Decline, || {
             body.parse()?.into_reason()
         })
         .await
         .map(Json)
+        .map_err(Fails)
     }
 
     /// The worker starts an accepted job.
@@ -130,10 +136,11 @@ impl JobsApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-    ) -> Result<Json<Job>, AppError> {
+    ) -> Result<Json<Job>, Fails<{ AUTH | FORBIDDEN | NOT_FOUND | CONFLICT }>> {
         services::act(&state, user.0, id.0, Action::Start, || Ok(None))
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// The worker completes a job in progress.
@@ -143,26 +150,28 @@ impl JobsApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-    ) -> Result<Json<Job>, AppError> {
+    ) -> Result<Json<Job>, Fails<{ AUTH | FORBIDDEN | NOT_FOUND | CONFLICT }>> {
         services::act(&state, user.0, id.0, Action::Complete, || Ok(None))
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
-    /// Either party cancels a requested or accepted job; `reason` is required.
+    /// Either party cancels a requested or accepted job, saying why.
     #[oai(path = "/jobs/:id/cancel", method = "post")]
     async fn cancel(
         &self,
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<JobId>,
-        body: DeferredJson<ReasonBody>,
-    ) -> Result<Json<Job>, AppError> {
+        body: DeferredJson<CancelBody>,
+    ) -> Result<Json<Job>, Fails<{ AUTH | FORBIDDEN | NOT_FOUND | CONFLICT | BODY }>> {
         services::act(&state, user.0, id.0, Action::Cancel, || {
             body.parse()?.into_reason()
         })
         .await
         .map(Json)
+        .map_err(Fails)
     }
 
     /// The job's history, oldest first; the first event is the booking.
@@ -174,10 +183,11 @@ impl JobsApi {
         id: Path<JobId>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<JobEvent>>, AppError> {
+    ) -> Result<Json<Page<JobEvent>>, Fails<{ AUTH | NOT_FOUND | LIST }>> {
         services::events(&state, user.0, id.0, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// The job's client reviews a completed job (once).
@@ -188,9 +198,10 @@ impl JobsApi {
         state: Data<&AppState>,
         id: Path<JobId>,
         body: DeferredJson<NewReview>,
-    ) -> Result<ReviewCreated, AppError> {
+    ) -> Result<ReviewCreated, Fails<{ AUTH | FORBIDDEN | NOT_FOUND | CONFLICT | BODY }>> {
         reviews::create(&state, user.0, id.0, || body.parse()?.try_into())
             .await
             .map(|r| ReviewCreated::Created(Json(r)))
+            .map_err(Fails)
     }
 }

@@ -65,7 +65,22 @@ pub struct NewJob {
     pub notes: Option<String>,
 }
 
-/// Why a job was declined or cancelled (required to cancel).
+/// Why a job was cancelled.
+#[derive(Debug, Object)]
+pub struct CancelBody {
+    /// 1 to 1000 characters, not blank.
+    #[oai(validator(max_length = 1000, pattern = r"\S"))]
+    pub reason: String,
+}
+
+impl CancelBody {
+    /// The reason, trimmed.
+    pub fn into_reason(self) -> Result<Option<String>, AppError> {
+        Ok(Some(trimmed("reason", &self.reason, 1..=1000)?))
+    }
+}
+
+/// Why a job was declined (optional).
 #[derive(Debug, Object)]
 pub struct ReasonBody {
     #[oai(nullable, validator(max_length = 1000, pattern = r"\S"))]

@@ -26,7 +26,7 @@ use crate::{
     events::{self, Event},
     messaging::{
         domain::NewMessage,
-        frames::ServerFrame,
+        frames::{ServerFrame, ServerMessage, ServerRead, ServerTyping},
         models::{MessageRow, StoredRow, ThreadRow},
         schemas::{Message, Thread},
     },
@@ -352,7 +352,9 @@ pub async fn send(state: &AppState, new: NewMessage) -> Result<Sent, AppError> {
     push(
         state,
         &participants,
-        &ServerFrame::Message { message: &message },
+        &ServerFrame::Message(ServerMessage {
+            message: message.clone(),
+        }),
     )
     .await;
     Ok(Sent {
@@ -421,11 +423,11 @@ pub async fn mark_read(
     if moved == 0 {
         return Err(FieldError::new("message_id", "is not a message of this thread").into());
     }
-    let frame = ServerFrame::Read {
+    let frame = ServerFrame::Read(ServerRead {
         thread_id: thread,
         user_id: user,
         message_id: message,
-    };
+    });
     push(state, &participants, &frame).await;
     Ok(())
 }
@@ -441,17 +443,17 @@ pub async fn typing(state: &AppState, user: UserId, thread: ThreadId) -> Result<
     let mut others = participants_for(&mut conn, user, thread).await?;
     drop(conn);
     others.retain(|other| *other != user);
-    let frame = ServerFrame::Typing {
+    let frame = ServerFrame::Typing(ServerTyping {
         thread_id: thread,
         user_id: user,
-    };
+    });
     push(state, &others, &frame).await;
     Ok(())
 }
 
 /// Publishes `frame` to `users`' sockets on every instance. A failure is logged, not
 /// returned: what was stored is stored, and clients re-sync from history on reconnect.
-pub(crate) async fn push(state: &AppState, users: &[UserId], frame: &ServerFrame<'_>) {
+pub(crate) async fn push(state: &AppState, users: &[UserId], frame: &ServerFrame) {
     if let Err(err) = state.hub.publish(users, &frame.to_text()).await {
         tracing::warn!(error = %err, "push not published; clients will re-sync from history");
     }

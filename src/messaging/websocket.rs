@@ -33,7 +33,9 @@ use crate::{
     error::AppError,
     messaging::{
         domain::NewMessage,
-        frames::{ClientFrame, ServerFrame},
+        frames::{
+            ClientFrame, ClientRead, ClientSend, ClientTyping, ServerAck, ServerFrame, ServerPong,
+        },
         hub::{self, Queue, Registration},
         services, tickets,
     },
@@ -239,34 +241,36 @@ async fn answer(state: &AppState, user: CurrentUser, text: &str) -> Option<Strin
         Err(err) => return Some(ServerFrame::error(&err, None).to_text()),
     };
     match frame {
-        ClientFrame::Ping => Some(ServerFrame::Pong.to_text()),
-        ClientFrame::Send {
+        ClientFrame::Ping(_) => Some(ServerFrame::Pong(ServerPong {}).to_text()),
+        ClientFrame::Send(ClientSend {
             thread_id,
             body,
             client_msg_id,
-        } => {
+        }) => {
             let key = client_msg_id.clone();
             let sent = match NewMessage::parse(thread_id, user.id, body, client_msg_id) {
                 Ok(new) => services::send(state, new).await,
                 Err(err) => Err(services::refusal(state, user.id, thread_id, err).await),
             };
             Some(match sent {
-                Ok(sent) => ServerFrame::Ack {
-                    client_msg_id: key.as_deref(),
-                    message: &sent.message,
-                }
+                Ok(sent) => ServerFrame::Ack(ServerAck {
+                    client_msg_id: key.clone(),
+                    message: sent.message,
+                })
                 .to_text(),
                 Err(err) => ServerFrame::error(&err, key.as_deref()).to_text(),
             })
         }
-        ClientFrame::Typing { thread_id } => services::typing(state, user.id, thread_id)
-            .await
-            .err()
-            .map(|err| ServerFrame::error(&err, None).to_text()),
-        ClientFrame::Read {
+        ClientFrame::Typing(ClientTyping { thread_id }) => {
+            services::typing(state, user.id, thread_id)
+                .await
+                .err()
+                .map(|err| ServerFrame::error(&err, None).to_text())
+        }
+        ClientFrame::Read(ClientRead {
             thread_id,
             message_id,
-        } => services::mark_read(state, user.id, thread_id, message_id)
+        }) => services::mark_read(state, user.id, thread_id, message_id)
             .await
             .err()
             .map(|err| ServerFrame::error(&err, None).to_text()),

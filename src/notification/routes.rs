@@ -9,7 +9,7 @@ use poem_openapi::{
 
 use crate::{
     core::{auth::AnyUser, ids::NotificationId, pagination::Page},
-    error::AppError,
+    error::{Fails, fails::*},
     notification::{schemas::Notification, services},
     routes::{ApiTags, NoContent},
     state::AppState,
@@ -28,7 +28,7 @@ impl NotificationsApi {
         unread: Query<Option<bool>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<Notification>>, AppError> {
+    ) -> Result<Json<Page<Notification>>, Fails<{ AUTH | LIST }>> {
         services::list(
             &state,
             user.0.id,
@@ -38,6 +38,7 @@ impl NotificationsApi {
         )
         .await
         .map(Json)
+        .map_err(Fails)
     }
 
     /// Mark one of the caller's notifications read (anyone else's: 404).
@@ -47,14 +48,18 @@ impl NotificationsApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<NotificationId>,
-    ) -> Result<NoContent, AppError> {
+    ) -> Result<NoContent, Fails<{ AUTH | NOT_FOUND }>> {
         services::mark_read(&state, user.0.id, id.0).await?;
         Ok(NoContent::Done)
     }
 
     /// Mark all of the caller's notifications read.
     #[oai(path = "/notifications/read-all", method = "post")]
-    async fn read_all(&self, user: AnyUser, state: Data<&AppState>) -> Result<NoContent, AppError> {
+    async fn read_all(
+        &self,
+        user: AnyUser,
+        state: Data<&AppState>,
+    ) -> Result<NoContent, Fails<AUTH>> {
         services::mark_all_read(&state, user.0.id).await?;
         Ok(NoContent::Done)
     }

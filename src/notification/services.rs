@@ -15,7 +15,7 @@ use crate::{
     db::{schema::notifications, sql::Sql},
     error::AppError,
     events::Event,
-    messaging::frames::ServerFrame,
+    messaging::frames::{ServerFrame, ServerNotification},
     notification::{
         models::{COLUMNS, NotificationRow},
         schemas::Notification,
@@ -100,9 +100,7 @@ pub async fn push(state: &AppState, rows: Vec<NotificationRow>) {
         crate::messaging::services::push(
             state,
             &[user],
-            &ServerFrame::Notification {
-                notification: &notification,
-            },
+            &ServerFrame::Notification(ServerNotification { notification }),
         )
         .await;
     }

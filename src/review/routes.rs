@@ -9,7 +9,7 @@ use poem_openapi::{
 
 use crate::{
     core::{ids::UserId, pagination::Page},
-    error::AppError,
+    error::{Fails, fails::*},
     review::{schemas::Review, services},
     routes::ApiTags,
     state::AppState,
@@ -27,9 +27,10 @@ impl ReviewsApi {
         id: Path<UserId>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<Review>>, AppError> {
+    ) -> Result<Json<Page<Review>>, Fails<{ NOT_FOUND | LIST }>> {
         services::for_worker(&state, id.0, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 }

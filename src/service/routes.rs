@@ -14,7 +14,7 @@ use crate::{
         limiter::ClientIp,
         pagination::Page,
     },
-    error::AppError,
+    error::{Fails, fails::*},
     routes::{ApiTags, NoContent},
     service::{
         schemas::{NewService, Service, ServicePatch, SortOrder},
@@ -41,10 +41,11 @@ impl ServicesApi {
         user: WorkerUser,
         state: Data<&AppState>,
         body: JsonBody<NewService>,
-    ) -> Result<ServiceCreated, AppError> {
+    ) -> Result<ServiceCreated, Fails<{ ROLE | BODY }>> {
         services::create(&state, user.0.id, body.0)
             .await
             .map(|s| ServiceCreated::Created(JsonOut(s)))
+            .map_err(Fails)
     }
 
     /// Search public listings: full text `q` (relevance-ranked), filters, sorts, keyset pages.
@@ -75,7 +76,7 @@ impl ServicesApi {
         #[oai(validator(minimum(value = "1")))]
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<JsonOut<Page<Service>>, AppError> {
+    ) -> Result<JsonOut<Page<Service>>, Fails<LIST>> {
         let filters = Search {
             q: q.0,
             category: category.0,
@@ -90,6 +91,7 @@ impl ServicesApi {
         search::search(&state, **ip, filters, limit.0, cursor.0.as_deref())
             .await
             .map(JsonOut)
+            .map_err(Fails)
     }
 
     /// A listing: public ones for anyone; the owner and admins see it in any state.
@@ -99,9 +101,12 @@ impl ServicesApi {
         req: &Request,
         state: Data<&AppState>,
         id: Path<ServiceId>,
-    ) -> Result<JsonOut<Service>, AppError> {
+    ) -> Result<JsonOut<Service>, Fails<{ AUTH | NOT_FOUND }>> {
         let caller = optional_user(req).await?;
-        search::find(&state, id.0, caller).await.map(JsonOut)
+        search::find(&state, id.0, caller)
+            .await
+            .map(JsonOut)
+            .map_err(Fails)
     }
 
     /// Change the caller's listing; absent fields are kept.
@@ -112,10 +117,11 @@ impl ServicesApi {
         state: Data<&AppState>,
         id: Path<ServiceId>,
         body: JsonBody<ServicePatch>,
-    ) -> Result<JsonOut<Service>, AppError> {
+    ) -> Result<JsonOut<Service>, Fails<{ ROLE | NOT_FOUND | BODY }>> {
         services::update(&state, user.0.id, id.0, body.0.into())
             .await
             .map(JsonOut)
+            .map_err(Fails)
     }
 
     /// Delete the caller's listing (soft: bookings that reference it keep working).
@@ -125,9 +131,10 @@ impl ServicesApi {
         user: WorkerUser,
         state: Data<&AppState>,
         id: Path<ServiceId>,
-    ) -> Result<NoContent, AppError> {
+    ) -> Result<NoContent, Fails<{ ROLE | NOT_FOUND }>> {
         services::delete(&state, user.0.id, id.0)
             .await
             .map(|()| NoContent::Done)
+            .map_err(Fails)
     }
 }

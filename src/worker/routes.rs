@@ -20,7 +20,7 @@ use crate::{
         upload::Download,
     },
     db::enums::KycDocumentType,
-    error::AppError,
+    error::{Fails, fails::*},
     routes::ApiTags,
     service::{schemas::Service, services as listings},
     state::AppState,
@@ -64,8 +64,11 @@ impl WorkersApi {
         &self,
         user: WorkerUser,
         state: Data<&AppState>,
-    ) -> Result<Json<WorkerProfile>, AppError> {
-        services::profile(&state, user.0.id, false).await.map(Json)
+    ) -> Result<Json<WorkerProfile>, Fails<ROLE>> {
+        services::profile(&state, user.0.id, false)
+            .await
+            .map(Json)
+            .map_err(Fails)
     }
 
     /// Update the caller's profile; absent fields are kept, `null` clears optional ones.
@@ -75,10 +78,11 @@ impl WorkersApi {
         user: WorkerUser,
         state: Data<&AppState>,
         body: JsonBody<WorkerPatch>,
-    ) -> Result<Json<WorkerProfile>, AppError> {
+    ) -> Result<Json<WorkerProfile>, Fails<{ ROLE | BODY }>> {
         services::update(&state, user.0.id, body.0.into())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Replace the weekly availability (wall-clock slots in the worker's timezone).
@@ -88,10 +92,11 @@ impl WorkersApi {
         user: WorkerUser,
         state: Data<&AppState>,
         body: JsonBody<Availability>,
-    ) -> Result<Json<Availability>, AppError> {
+    ) -> Result<Json<Availability>, Fails<{ ROLE | BODY }>> {
         services::replace_availability(&state, user.0.id, body.0)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// The caller's listings, whatever their visibility, newest first.
@@ -102,10 +107,11 @@ impl WorkersApi {
         state: Data<&AppState>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<JsonOut<Page<Service>>, AppError> {
+    ) -> Result<JsonOut<Page<Service>>, Fails<{ ROLE | LIST }>> {
         listings::list_own(&state, user.0.id, limit.0, cursor.0.as_deref())
             .await
             .map(JsonOut)
+            .map_err(Fails)
     }
 
     /// Submit an identity document (multipart: `document_type`, `file`). The type is
@@ -117,7 +123,7 @@ impl WorkersApi {
         state: Data<&AppState>,
         ip: Data<&ClientIp>,
         form: MultipartForm<KycForm>,
-    ) -> Result<KycCreated, AppError> {
+    ) -> Result<KycCreated, Fails<{ ROLE | BODY | CONFLICT }>> {
         let stream = form.body.into_bytes_stream();
         kyc::submit(
             &state,
@@ -128,6 +134,7 @@ impl WorkersApi {
         )
         .await
         .map(|s| KycCreated::Created(Json(s)))
+        .map_err(Fails)
     }
 
     /// The caller's KYC submissions, newest first.
@@ -138,10 +145,11 @@ impl WorkersApi {
         state: Data<&AppState>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<KycSubmission>>, AppError> {
+    ) -> Result<Json<Page<KycSubmission>>, Fails<{ ROLE | LIST }>> {
         kyc::list_mine(&state, user.0.id, limit.0, cursor.0.as_deref())
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// A worker's public profile (active workers only).
@@ -150,8 +158,11 @@ impl WorkersApi {
         &self,
         state: Data<&AppState>,
         id: Path<UserId>,
-    ) -> Result<Json<WorkerProfile>, AppError> {
-        services::profile(&state, id.0, true).await.map(Json)
+    ) -> Result<Json<WorkerProfile>, Fails<NOT_FOUND>> {
+        services::profile(&state, id.0, true)
+            .await
+            .map(Json)
+            .map_err(Fails)
     }
 
     /// A worker's weekly availability.
@@ -160,8 +171,11 @@ impl WorkersApi {
         &self,
         state: Data<&AppState>,
         id: Path<UserId>,
-    ) -> Result<Json<Availability>, AppError> {
-        services::availability(&state, id.0).await.map(Json)
+    ) -> Result<Json<Availability>, Fails<NOT_FOUND>> {
+        services::availability(&state, id.0)
+            .await
+            .map(Json)
+            .map_err(Fails)
     }
 }
 
@@ -176,7 +190,7 @@ impl KycApi {
         user: AnyUser,
         state: Data<&AppState>,
         id: Path<KycId>,
-    ) -> Result<Download, AppError> {
-        kyc::file(&state, user.0, id.0).await
+    ) -> Result<Download, Fails<{ AUTH | NOT_FOUND }>> {
+        kyc::file(&state, user.0, id.0).await.map_err(Fails)
     }
 }

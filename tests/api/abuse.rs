@@ -19,8 +19,10 @@ async fn deeply_nested_json_is_refused_without_a_stack_overflow() {
             .send()
             .await
             .expect("send");
-        let status = reply.status().as_u16();
-        assert!(matches!(status, 400 | 422), "{path}: {status}");
+        // Past the parser's depth limit: not JSON this server reads (400), not a 422.
+        crate::common::Reply::from(reply)
+            .await
+            .assert_problem(400, "malformed_body");
     }
     assert_eq!(app.get("/health", None).await.status, 200);
 }

@@ -434,7 +434,12 @@ async fn a_hidden_review_leaves_public_lists_and_exact_ratings() {
     assert_eq!(w.ratings().await, [before.clone(), before]);
 
     let path = format!("/reviews/{one}/hide");
-    w.admin_post(&path, None).await.assert_invalid(&["reason"]);
+    w.admin_post(&path, None)
+        .await
+        .assert_problem(400, "malformed_body");
+    w.admin_post(&path, Some(json!({})))
+        .await
+        .assert_invalid(&["reason"]);
     w.admin_post(&path, Some(json!({"reason": " "})))
         .await
         .assert_invalid(&["reason"]);
@@ -477,4 +482,51 @@ async fn a_hidden_review_leaves_public_lists_and_exact_ratings() {
         (hides[0].1.as_str(), hides[0].2.as_deref()),
         ("review", Some("abusive"))
     );
+}
+
+/// Every moderation that needs a reason documents `reason` as required, and the server
+/// enforces exactly that, after finding the target: an unknown target is 404 whatever
+/// the body; a known one is 422 naming `reason` for `{}`, also where the action itself
+/// would change nothing (hiding a listing already hidden).
+#[tokio::test]
+async fn moderation_reasons_are_required_as_documented() {
+    let w = world().await;
+    let (victim, _) = w.app.user("reasonless@example.com", "client").await;
+    let (_, rejected) = w.app.user("reasonless-kyc@example.com", "worker").await;
+    let submission = w.app.submit_kyc(&rejected.access).await;
+    let review = w.review(9, 3).await;
+    let service = &w.service;
+    let spec = w.app.get("/api/v1/openapi.json", None).await.json;
+    let unknown = "0190a5d2-7e3c-7000-8000-000000000001";
+    for (template, target) in [
+        ("/users/{id}/suspend", victim.as_str()),
+        ("/kyc/{id}/reject", submission.as_str()),
+        ("/services/{id}/hide", service.as_str()),
+        ("/reviews/{id}/hide", review.as_str()),
+    ] {
+        let operation = &spec["paths"][format!("/api/v1/admin{template}")]["post"];
+        let schema = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .expect("a body schema");
+        let required = &spec["components"]["schemas"][schema]["required"];
+        assert_eq!(required, &json!(["reason"]), "{template}");
+        let path = |id: &str| template.replace("{id}", id);
+        w.admin_post(&path(unknown), Some(json!({})))
+            .await
+            .assert_problem(404, "not_found");
+        w.admin_post(&path(target), Some(json!({})))
+            .await
+            .assert_invalid(&["reason"]);
+    }
+    let hidden = w
+        .admin_post(
+            &format!("/services/{service}/hide"),
+            Some(json!({"reason": "spam"})),
+        )
+        .await;
+    assert_eq!(hidden.status, StatusCode::OK, "{}", hidden.body);
+    w.admin_post(&format!("/services/{service}/hide"), Some(json!({})))
+        .await
+        .assert_invalid(&["reason"]);
 }

@@ -782,7 +782,23 @@ async fn messaging_ws_bad_frames_get_errors_and_the_socket_stays() {
     ws.send(Frame::text("{not json")).await.expect("send");
     assert_eq!(recv(&mut ws).await["code"], "malformed_body");
     send_frame(&mut ws, json!({"type": "dance"})).await;
-    assert_eq!(recv(&mut ws).await["code"], "validation_failed");
+    let unknown = recv(&mut ws).await;
+    assert_eq!(unknown["code"], "validation_failed");
+    assert_eq!(
+        unknown["errors"],
+        json!([{"field": "type", "message": "must be one of: send, typing, read, ping"}])
+    );
+    // Each field is named, as in a 422, from the documented `ClientFrame` schema.
+    send_frame(&mut ws, json!({"type": "read", "thread_id": 7})).await;
+    let shape = recv(&mut ws).await;
+    assert_eq!(shape["code"], "validation_failed");
+    let fields: Vec<&str> = shape["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(fields, ["thread_id", "message_id"], "{shape}");
     ws.send(Frame::binary(vec![1, 2, 3])).await.expect("send");
     assert_eq!(recv(&mut ws).await["type"], "error");
 
@@ -813,6 +829,7 @@ async fn messaging_ws_bad_frames_get_errors_and_the_socket_stays() {
     let invalid = recv(&mut client).await;
     assert_eq!(invalid["code"], "validation_failed");
     assert_eq!(invalid["client_msg_id"], "e-1");
+    assert_eq!(invalid["errors"][0]["field"], "body", "{invalid}");
     assert_quiet_and_open(&mut ws).await;
 }
 

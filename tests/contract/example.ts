@@ -70,3 +70,30 @@ export function describePrice(service: Schemas["Service"]): string {
     : service.rating_avg.toFixed(1);
   return `${service.title}: ${service.price_cents / 100} (${service.pricing_unit}), ${rating}`;
 }
+
+type ClientFrame = Schemas["ClientFrame"];
+type ServerFrame = Schemas["ServerFrame"];
+
+/** Opens the real-time channel with a ticket and sends a message, typed both ways. */
+export async function chat(
+  base: string,
+  token: string,
+  threadId: string,
+  onFrame: (frame: ServerFrame) => void,
+): Promise<WebSocket> {
+  const { ticket } = await call<Schemas["WsTicket"]>(base, "/api/v1/ws/ticket", {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const socket = new WebSocket(`${base.replace(/^http/, "ws")}/api/v1/ws?ticket=${ticket}`);
+  socket.onmessage = (event) => {
+    const frame = JSON.parse(String(event.data)) as ServerFrame;
+    if (frame.type === "error" && frame.code === "validation_failed") {
+      console.warn(frame.errors?.map((error) => `${error.field}: ${error.message}`));
+    }
+    onFrame(frame);
+  };
+  const send: ClientFrame = { type: "send", thread_id: threadId, body: "hello", client_msg_id: null };
+  socket.onopen = () => socket.send(JSON.stringify(send));
+  return socket;
+}

@@ -11,7 +11,7 @@ use crate::{
     },
     config::Secret,
     core::{auth::AnyUser, json::JsonBody, limiter::ClientIp},
-    error::AppError,
+    error::{Fails, fails::*},
     routes::{ApiTags, NoContent},
     state::AppState,
 };
@@ -41,7 +41,7 @@ impl LifecycleApi {
         &self,
         state: Data<&AppState>,
         body: JsonBody<VerifyEmailRequest>,
-    ) -> Result<NoContent, AppError> {
+    ) -> Result<NoContent, Fails<BODY>> {
         services::verify_email(&state, &body.0.token).await?;
         Ok(NoContent::Done)
     }
@@ -53,7 +53,7 @@ impl LifecycleApi {
         user: AnyUser,
         state: Data<&AppState>,
         ip: Data<&ClientIp>,
-    ) -> Result<Accepted, AppError> {
+    ) -> Result<Accepted, Fails<{ AUTH | CONFLICT }>> {
         services::resend_verification(&state, user.0, **ip).await?;
         Ok(Accepted::with("a new verification email is on its way"))
     }
@@ -66,7 +66,7 @@ impl LifecycleApi {
         state: Data<&AppState>,
         ip: Data<&ClientIp>,
         body: JsonBody<ForgotPasswordRequest>,
-    ) -> Result<Accepted, AppError> {
+    ) -> Result<Accepted, Fails<BODY>> {
         services::forgot_password(&state, **ip, &body.0.email).await?;
         Ok(Accepted::with(
             "if an account uses this address, a reset link is on its way",
@@ -80,7 +80,7 @@ impl LifecycleApi {
         &self,
         state: Data<&AppState>,
         body: JsonBody<ResetPasswordRequest>,
-    ) -> Result<NoContent, AppError> {
+    ) -> Result<NoContent, Fails<BODY>> {
         let body = body.0;
         services::reset_password(&state, &body.token, Secret::new(body.new_password)).await?;
         Ok(NoContent::Done)

@@ -12,7 +12,7 @@ use crate::{
         schemas::TokenPair,
     },
     core::json::JsonBody,
-    error::AppError,
+    error::{Fails, fails::*},
     routes::ApiTags,
     state::AppState,
 };
@@ -23,8 +23,8 @@ pub struct OidcApi;
 impl OidcApi {
     /// The OpenID Connect providers configured for sign-in (empty when none).
     #[oai(path = "/providers", method = "get")]
-    async fn providers(&self, state: Data<&AppState>) -> Json<OidcProviders> {
-        Json(services::providers(&state))
+    async fn providers(&self, state: Data<&AppState>) -> Result<Json<OidcProviders>, Fails<0>> {
+        Ok(Json(services::providers(&state)))
     }
 
     /// Begin a sign-in: the provider's authorization URL to send the user to.
@@ -34,11 +34,12 @@ impl OidcApi {
         state: Data<&AppState>,
         provider: Path<String>,
         body: JsonBody<OidcStartRequest>,
-    ) -> Result<Json<OidcStart>, AppError> {
+    ) -> Result<Json<OidcStart>, Fails<{ NOT_FOUND | BODY }>> {
         let body = body.0;
         services::start(&state, &provider, &body.redirect_uri, body.role)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 
     /// Finish a sign-in with the code and state the provider sent back; the same
@@ -49,10 +50,11 @@ impl OidcApi {
         state: Data<&AppState>,
         provider: Path<String>,
         body: JsonBody<OidcCallbackRequest>,
-    ) -> Result<Json<TokenPair>, AppError> {
+    ) -> Result<Json<TokenPair>, Fails<{ NOT_FOUND | BODY | AUTH | FORBIDDEN | CONFLICT }>> {
         let body = body.0;
         services::callback(&state, &provider, &body.code, &body.state)
             .await
             .map(Json)
+            .map_err(Fails)
     }
 }
