@@ -300,7 +300,7 @@ pub struct Sent {
 
 /// Stores a message and pushes it to every participant's sockets.
 ///
-/// One statement: the membership check, the insert (a retry with a known
+/// One statement: the participants locked in a fixed order, the membership check, the insert (a retry with a known
 /// `client_msg_id` inserts nothing: `ON CONFLICT DO NOTHING`, which also makes
 /// concurrent retries wait for the first and then yield), and the participants' activity
 /// time. When nothing was inserted, the first message with that key comes back (200);
@@ -366,12 +366,16 @@ pub async fn send(state: &AppState, new: NewMessage) -> Result<Sent, AppError> {
 /// The statement [`send`] runs (also what `scripts/bench-ws.sh` gives pgbench).
 fn insert_statement(new: &NewMessage) -> Sql {
     let mut sql = Sql::new();
-    sql.push("WITH member AS (SELECT 1 FROM thread_participants WHERE thread_id = ")
+    // Every participant row is locked first, in `user_id` order, and the aggregate reads
+    // them all before the insert: concurrent sends to one thread then queue on the first
+    // row instead of locking the rows in whatever order their scans meet them (which
+    // deadlocked under eight concurrent sends).
+    sql.push("WITH locked AS (SELECT user_id FROM thread_participants WHERE thread_id = ")
         .bind::<Uuid, _>(new.thread.0)
-        .push(" AND user_id = ")
+        .push(" ORDER BY user_id FOR NO KEY UPDATE), member AS (SELECT 1 FROM locked HAVING bool_or(user_id = ")
         .bind::<Uuid, _>(new.sender.0)
         .push(
-            "), inserted AS (INSERT INTO messages (id, thread_id, sender_id, body, client_msg_id) \
+            ")), inserted AS (INSERT INTO messages (id, thread_id, sender_id, body, client_msg_id) \
              SELECT ",
         )
         .bind::<Uuid, _>(MessageId::new().0)
@@ -390,8 +394,7 @@ fn insert_statement(new: &NewMessage) -> Sql {
              SET last_activity_at = GREATEST(p.last_activity_at, i.created_at) \
              FROM inserted i WHERE p.thread_id = i.thread_id) \
              SELECT i.id, i.thread_id, i.sender_id, i.body, i.client_msg_id, i.created_at, \
-             ARRAY(SELECT user_id FROM thread_participants WHERE thread_id = i.thread_id) \
-             AS participants FROM inserted i",
+             ARRAY(SELECT user_id FROM locked) AS participants FROM inserted i",
         );
     sql
 }

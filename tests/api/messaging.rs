@@ -283,6 +283,27 @@ async fn messaging_client_msg_id_makes_sends_idempotent() {
     assert_eq!(chat.stored_messages().await, 3);
 }
 
+/// Both participants sending at once, many at a time: every send is stored. Sends used
+/// to lock the two participant rows in scan order and deadlocked (a 500) under load.
+#[tokio::test]
+async fn messaging_concurrent_sends_from_both_sides_all_land() {
+    let chat = chat().await;
+    const EACH: usize = 60;
+    let senders = [&chat.client, &chat.worker];
+    futures_util::stream::iter((0..EACH).flat_map(|i| senders.map(|who| (i, who))))
+        .for_each_concurrent(16, |(i, who)| {
+            let chat = &chat;
+            async move {
+                let reply = chat
+                    .send(who, json!({ "body": format!("message {i}") }))
+                    .await;
+                assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+            }
+        })
+        .await;
+    assert_eq!(chat.stored_messages().await, 2 * EACH as i64);
+}
+
 #[tokio::test]
 async fn messaging_history_pages_newest_first() {
     let chat = chat().await;
