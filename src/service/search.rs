@@ -400,15 +400,23 @@ fn page_sql(
     // subquery's LIMIT is opaque to the planner (a NULL, so no limit at all), which makes
     // it plan for a fraction of the rows, where the ordered index scan wins over reading
     // every row in the radius to sort them.
+    // Nearest first also keeps the radius and the distance outside, from `knn`: the
+    // chord `<->` is computed once per row, where each `earth_distance` (through the
+    // `earth` domain's checks) cost about as much as the index scan itself (0.5 ms a page
+    // against 0.17 ms at 100k listings). The great circle is `sec_to_gc` of the chord.
     if by_distance {
-        sql.push("SELECT * FROM (");
+        sql.push("SELECT *, sec_to_gc(page.knn) / 1000 AS distance_km FROM (");
     }
     sql.push("SELECT ").push(COLUMNS);
     sql.push(match (q, matching) {
         (Some(_), Matching::Similar) => ", word_similarity(query, s.title) AS rank",
         _ => ", 0::real AS rank",
     });
-    push_distance(&mut sql, around);
+    if by_distance {
+        sql.push(", ll_to_earth(s.location_lat, s.location_lng) <-> origin AS knn");
+    } else {
+        push_distance(&mut sql, around);
+    }
     sql.push(" FROM services s");
     match (q, matching) {
         (None, _) => {}
@@ -430,13 +438,18 @@ fn page_sql(
             sql.push(" AND query <% s.title");
         }
     }
-    push_filters(&mut sql, filters);
+    push_filters(&mut sql, filters, !by_distance);
     if let Some(after) = after {
         keyset(&mut sql, sort, after)?;
     }
     if by_distance {
         sql.push(" ORDER BY ll_to_earth(s.location_lat, s.location_lng) <-> origin")
             .push(" LIMIT (SELECT NULL::bigint)) page");
+        if let Some(around) = around {
+            sql.push(" WHERE page.knn <= gc_to_sec(")
+                .bind::<Float8, _>(around.metres)
+                .push(")");
+        }
     }
     sql.push(match sort {
         SortOrder::Newest => " ORDER BY s.id DESC",
@@ -481,7 +494,7 @@ fn tier_sql(
         Some(window) => {
             columns(&mut sql);
             sql.push(" FROM (SELECT * FROM services s WHERE s.listed");
-            push_filters(&mut sql, filters);
+            push_filters(&mut sql, filters, true);
             older(&mut sql);
             sql.push(" ORDER BY s.id DESC LIMIT ")
                 .bind::<BigInt, _>(window)
@@ -498,7 +511,7 @@ fn tier_sql(
             push_words(&mut sql, words);
             push_origin(&mut sql, filters.around);
             sql.push(" WHERE s.listed AND ").push(tier.condition());
-            push_filters(&mut sql, filters);
+            push_filters(&mut sql, filters, true);
             older(&mut sql);
             sql.push(" OFFSET 0) s");
         }
@@ -550,18 +563,21 @@ fn push_origin(sql: &mut Sql, around: Option<Around>) {
     }
 }
 
-/// Every filter but the words, as ` AND …` conditions on `s`.
-fn push_filters(sql: &mut Sql, filters: &Filters<'_>) {
+/// Every filter but the words, as ` AND …` conditions on `s`; `radius`: also the exact
+/// distance, which trims the corners of the box (else the caller does).
+fn push_filters(sql: &mut Sql, filters: &Filters<'_>, radius: bool) {
     if let Some(around) = filters.around {
-        // The box is what the GiST index answers; the distance trims its corners.
+        // The box is what the GiST index answers.
         sql.push(" AND s.location_lat IS NOT NULL AND earth_box(origin, ")
             .bind::<Float8, _>(around.metres)
             .push(") @> ")
-            .push(POINT)
-            .push(" AND earth_distance(origin, ")
-            .push(POINT)
-            .push(") <= ")
-            .bind::<Float8, _>(around.metres);
+            .push(POINT);
+        if radius {
+            sql.push(" AND earth_distance(origin, ")
+                .push(POINT)
+                .push(") <= ")
+                .bind::<Float8, _>(around.metres);
+        }
     }
     if let Some(category) = &filters.category {
         sql.push(" AND s.category = ")
