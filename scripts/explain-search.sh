@@ -55,7 +55,7 @@ for word in plumbing lisbon reliable "wedding photography" zzzz plumb:*; do
 done
 explain similar "q=plumbr (no words match)" "SELECT $COLS, word_similarity(query, s.title) AS rank FROM services s, (SELECT 'plumbr'::text AS query) typed WHERE s.listed AND query <% s.title ORDER BY rank DESC, s.id DESC LIMIT 21"
 for km in 1 10 25; do
-  explain distance "near, radius_km=$km" "SELECT * FROM (SELECT $COLS, $POINT <-> origin AS knn FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY $POINT <-> origin $OPAQUE) page ORDER BY page.knn, page.id LIMIT 21"
+  explain distance "near, radius_km=$km" "SELECT *, sec_to_gc(page.knn) / 1000 AS distance_km FROM (SELECT $COLS, $POINT <-> origin AS knn FROM services s, $ORIGIN WHERE s.listed AND s.location_lat IS NOT NULL AND earth_box(origin, $((km * 1000))) @> $POINT ORDER BY $POINT <-> origin $OPAQUE) page WHERE page.knn <= gc_to_sec($((km * 1000))) ORDER BY page.knn, page.id LIMIT 21"
   explain newest "near, radius_km=$km" "SELECT $COLS FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY s.id DESC LIMIT 21"
   explain tier1-match "q=plumbing, near, radius_km=$km" "$(matches "websearch_to_tsquery('english', 'plumbing') query, $ORIGIN" "$TIER1" "AND $(within $((km * 1000)))")"
 done
