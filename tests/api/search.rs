@@ -303,7 +303,7 @@ async fn relevance_is_title_matches_then_the_rest_newest_first_over_exact_pages(
         ),
     )
     .await;
-    assert_eq!(around, [near.clone()], "{far} is outside the radius");
+    assert_eq!(around, [near], "{far} is outside the radius");
     // A cursor of another sort is refused, not misread.
     let cursor = app.get("/api/v1/services?limit=1", None).await.json["next_cursor"]
         .as_str()
