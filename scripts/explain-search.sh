@@ -3,7 +3,7 @@
 # "near me" (`near`, by distance and within a radius) and both together, against a
 # seeded database (scripts/bench-search.sh seeds one at 100k or 1M listings and runs
 # this). Prints: case | filter | the index the plan walks | rows read | execution time.
-# The SQL mirrors src/service/search.rs (with the RUM index when the database has it).
+# The SQL mirrors src/service/search.rs.
 set -euo pipefail
 DB=${DB:-marketplace_bench}
 NEAR=${NEAR:-38.7223,-9.1393}
@@ -11,14 +11,16 @@ lat=${NEAR%,*}; lng=${NEAR#*,}
 q() { psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "$1"; }
 COLS="s.id, s.worker_id, s.title, s.description, s.category, s.price_cents, s.pricing_unit, s.city, s.duration_minutes, s.status, s.rating_avg, s.rating_count, s.created_at, s.updated_at, s.location_lat, s.location_lng"
 WID=$(q "select worker_id from services limit 1")
-# Index orders feed an incremental sort through a subquery with an opaque LIMIT, as the
-# server does (see search.rs).
+# The distance order feeds an incremental sort through a subquery with an opaque LIMIT,
+# as the server does (see search.rs).
 OPAQUE="LIMIT (SELECT NULL::bigint)"
-if [ "$(q "select to_regclass('services_search_rum_idx') is not null")" = t ]; then
-  relevance() { echo "SELECT * FROM (SELECT $COLS, s.search <=> query AS rank FROM services s, $1 WHERE s.listed AND s.search @@ query $2 ORDER BY s.search <=> query $OPAQUE) page ORDER BY page.rank, page.id DESC LIMIT 21"; }
-else
-  relevance() { echo "SELECT $COLS, ts_rank(s.search, query) AS rank FROM services s, $1 WHERE s.listed AND s.search @@ query $2 ORDER BY rank DESC, s.id DESC LIMIT 21"; }
-fi
+# Relevance by tier, each tier asked two ways (search.rs, by_tier): the window (the
+# 2 000 newest listings passing the other filters, then the words among them) and, when
+# that does not fill the page, every match of the words from their GIN index.
+TIER1="s.title_search @@ query"
+TIER2="s.search @@ query AND NOT s.title_search @@ query"
+window() { echo "SELECT $COLS FROM (SELECT * FROM services s WHERE s.listed $3 ORDER BY s.id DESC LIMIT 2000) s, $1 WHERE $2 ORDER BY s.id DESC LIMIT 21"; }
+matches() { echo "SELECT * FROM (SELECT $COLS FROM services s, $1 WHERE s.listed AND $2 $3 OFFSET 0) s ORDER BY s.id DESC LIMIT 21"; }
 POINT="ll_to_earth(s.location_lat, s.location_lng)"
 ORIGIN="ll_to_earth($lat, $lng) origin"
 within() { echo "s.location_lat IS NOT NULL AND earth_box(origin, $1) @> $POINT AND earth_distance(origin, $POINT) <= $1"; }
@@ -39,14 +41,21 @@ for sort in newest price_asc price_desc rating; do
     explain "$sort" "${filter:-(none)}" "SELECT $COLS FROM services s WHERE s.listed $filter ORDER BY ${ORDER[$sort]} LIMIT 21"
   done
 done
-for word in plumbing lisbon "reliable service" plumb:*; do
+for word in plumbing lisbon reliable "wedding photography" zzzz plumb:*; do
   tsq="websearch_to_tsquery('english', '$word') query"
   [[ $word == *:* ]] && tsq="to_tsquery('english', '$word') query"
-  explain relevance "q=$word" "$(relevance "$tsq" "")"
+  for filter in "" "AND s.category = 'plumbing'" "AND s.category = 'gardening'"; do
+    [ -n "$filter" ] && [ "$word" != plumbing ] && continue
+    for tier in 1 2; do
+      cond=$TIER1; [ $tier = 2 ] && cond=$TIER2
+      explain "tier$tier-window" "q=$word $filter" "$(window "$tsq" "$cond" "$filter")"
+      explain "tier$tier-match" "q=$word $filter" "$(matches "$tsq" "$cond" "$filter")"
+    done
+  done
 done
 explain similar "q=plumbr (no words match)" "SELECT $COLS, word_similarity(query, s.title) AS rank FROM services s, (SELECT 'plumbr'::text AS query) typed WHERE s.listed AND query <% s.title ORDER BY rank DESC, s.id DESC LIMIT 21"
 for km in 1 10 25; do
-  explain distance "near, radius_km=$km" "SELECT * FROM (SELECT $COLS, $POINT <-> origin AS knn FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY $POINT <-> origin $OPAQUE) page ORDER BY page.knn, page.id LIMIT 21"
+  explain distance "near, radius_km=$km" "SELECT *, sec_to_gc(page.knn) / 1000 AS distance_km FROM (SELECT $COLS, $POINT <-> origin AS knn FROM services s, $ORIGIN WHERE s.listed AND s.location_lat IS NOT NULL AND earth_box(origin, $((km * 1000))) @> $POINT ORDER BY $POINT <-> origin $OPAQUE) page WHERE page.knn <= gc_to_sec($((km * 1000))) ORDER BY page.knn, page.id LIMIT 21"
   explain newest "near, radius_km=$km" "SELECT $COLS FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY s.id DESC LIMIT 21"
-  explain relevance "q=plumbing, near, radius_km=$km" "$(relevance "websearch_to_tsquery('english', 'plumbing') query, $ORIGIN" "AND $(within $((km * 1000)))")"
+  explain tier1-match "q=plumbing, near, radius_km=$km" "$(matches "websearch_to_tsquery('english', 'plumbing') query, $ORIGIN" "$TIER1" "AND $(within $((km * 1000)))")"
 done

@@ -54,13 +54,6 @@ else
   wait_for postgresql pg_up
 fi
 
-# RUM (ordered full-text index) for search's relevance ranking; the migration skips the
-# index and the service ranks without it when the package is missing.
-version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
-if [ -n "$version" ] && ! [ -f "/usr/share/postgresql/$version/extension/rum.control" ]; then
-  apt_install "postgresql-$version-rum" || log "postgresql-$version-rum could not be installed: search ranks without it"
-fi
-
 # --- Redis ------------------------------------------------------------------
 command -v redis-server >/dev/null || apt_install redis-server
 command -v redis-cli >/dev/null || apt_install redis-tools

@@ -330,7 +330,7 @@ pub async fn seed(
             }
             while made < amounts.services {
                 let n = LISTING_BATCH.min(amounts.services - made);
-                insert_listings(conn, &worker_ids, made, n).await?;
+                insert_listings(conn, &worker_ids, made, n, amounts.services).await?;
                 made += n;
                 bar.inc(n as u64);
             }
@@ -442,15 +442,25 @@ fn unzip3<A, B, C>(items: impl Iterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>, V
     (a, b, c)
 }
 
-/// Listings `from..from + n`, each of worker `i mod workers` (so every worker lists a
-/// share), in that worker's trade and city. Ids are UUID v7 made in SQL (the clock's
-/// milliseconds, then random bits), so the newest sort stays creation order. `listed`
-/// is computed from the worker and user rows, like `service::listed` does.
+/// How far back the seeded listings were created: listing `i` of `total` is
+/// `i / total` of the way from then to now.
+const LISTING_SPAN_MS: i64 = 365 * 24 * 3600 * 1000;
+
+/// Listings `from..from + n` of `total`, each of worker `i mod workers` (so every worker
+/// lists a share), in that worker's trade and city. Listing `i` was created at its
+/// place in the last [`LISTING_SPAN_MS`]: its UUID v7 id (those milliseconds, then
+/// random bits) and `created_at` say so, and rows are written in that order, so
+/// consecutive listings are of different workers and trades, as on a real catalog,
+/// and the table's physical order follows the newest sort. (Ids from the clock at
+/// insert time came out grouped by trade: the 10 % plumbing listings were the oldest
+/// 10 %, which no real catalog looks like and which misled the search measurements.)
+/// `listed` is computed from the worker and user rows, like `service::listed` does.
 async fn insert_listings(
     conn: &mut AsyncPgConnection,
     workers: &[UserId],
     from: usize,
     n: usize,
+    total: usize,
 ) -> anyhow::Result<()> {
     use diesel::sql_types::{Array, BigInt, Uuid};
     let ids: Vec<uuid::Uuid> = workers.iter().map(|w| w.0).collect();
@@ -462,7 +472,7 @@ async fn insert_listings(
              JOIN workers w ON w.user_id = o.id JOIN users u ON u.id = w.user_id), \
          n AS (SELECT count(*) AS n FROM ws), \
          draws AS ( \
-             SELECT i, ws.*, random() AS r_title, random() AS r_quality, random() AS r_d1, \
+             SELECT i, ws.*, $4::bigint + i * $5::bigint / $6::bigint AS at_ms, random() AS r_title, random() AS r_quality, random() AS r_d1, \
                     random() AS r_d2, random() AS r_radius, random() AS r_angle, random() AS r_loc, \
                     random() AS r_price, random() AS r_unit, random() AS r_rated, random() AS r_rating, \
                     random() AS r_duration \
@@ -471,10 +481,10 @@ async fn insert_listings(
          per_category AS (SELECT category, count(*) AS n FROM seed_titles GROUP BY category), \
          per_kind AS (SELECT kind, count(*) AS n FROM seed_words GROUP BY kind) \
          INSERT INTO services (id, worker_id, title, description, category, price_cents, pricing_unit, \
-             city, duration_minutes, rating_avg, rating_count, listed, location_lat, location_lng) \
+             city, duration_minutes, rating_avg, rating_count, listed, location_lat, location_lng, \
+             created_at, updated_at) \
          SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing \
-                    substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) \
-                    FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid, \
+                    substring(int8send(d.at_ms) FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid, \
                 d.user_id, t.title || ' in ' || d.city, \
                 'A ' || q.word || ' ' || d.category || ' service. ' || d1.word || ' ' || d2.word, \
                 d.category, (10 + floor(d.r_price * 490))::bigint * 100, \
@@ -485,7 +495,8 @@ async fn insert_listings(
                 d.visible, \
                 CASE WHEN d.r_loc < 0.9 THEN c.lat + 15 * d.r_radius * cos(2 * pi() * d.r_angle) / 111.32 END, \
                 CASE WHEN d.r_loc < 0.9 THEN c.lng + 15 * d.r_radius * sin(2 * pi() * d.r_angle) \
-                    / (111.32 * cos(radians(c.lat))) END \
+                    / (111.32 * cos(radians(c.lat))) END, \
+                to_timestamp(d.at_ms / 1000.0), to_timestamp(d.at_ms / 1000.0) \
          FROM draws d \
          JOIN seed_cities c ON c.city = d.city \
          JOIN per_category pc ON pc.category = d.category \
@@ -495,11 +506,15 @@ async fn insert_listings(
          JOIN per_kind pd ON pd.kind = 'detail' \
          JOIN seed_words d1 ON d1.kind = 'detail' AND d1.k = floor(d.r_d1 * pd.n)::int \
          JOIN seed_words d2 ON d2.kind = 'detail' \
-             AND d2.k = (d1.k + 1 + floor(d.r_d2 * (pd.n - 1))::int) % pd.n",
+             AND d2.k = (d1.k + 1 + floor(d.r_d2 * (pd.n - 1))::int) % pd.n \
+         ORDER BY d.i",
     )
     .bind::<Array<Uuid>, _>(ids)
     .bind::<BigInt, _>(from as i64)
     .bind::<BigInt, _>(n as i64)
+    .bind::<BigInt, _>(chrono::Utc::now().timestamp_millis() - LISTING_SPAN_MS)
+    .bind::<BigInt, _>(LISTING_SPAN_MS)
+    .bind::<BigInt, _>(total.max(1) as i64)
     .execute(conn)
     .await?;
     Ok(())

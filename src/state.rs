@@ -21,7 +21,6 @@ use crate::{
     db::{self, DbPool},
     mail::Mailer,
     messaging::hub::Hub,
-    service::search::{self, Ranking},
 };
 
 /// Cheap to clone: one `Arc` around everything.
@@ -49,8 +48,6 @@ pub struct Inner {
     pub mailer: Mailer,
     /// The OpenID Connect providers and what discovery taught us about them.
     pub oidc: Providers,
-    /// How search ranks by relevance here (from the RUM index when the database has it).
-    pub ranking: Ranking,
 }
 
 impl Deref for AppState {
@@ -68,7 +65,6 @@ impl AppState {
         let db = db::pool(&settings)?;
         let secret = signing_key::resolve(&settings, &db).await?;
         let redis_client = redis::client(&settings.redis_url, settings.redis_ca_cert.as_deref())?;
-        let ranking = search::ranking(&db).await?;
         let redis = redis::pool(
             redis_client.clone(),
             settings.db_pool_size * 2,
@@ -96,7 +92,6 @@ impl AppState {
             limits: RateLimits::new(&settings),
             uploads: Arc::new(LocalStore::new(&settings.upload_dir)),
             revocations,
-            ranking,
             search_db: db::search_pool(&settings)?,
             db,
             redis,

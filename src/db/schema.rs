@@ -274,6 +274,7 @@ diesel::table! {
         listed -> Bool,
         location_lat -> Nullable<Float8>,
         location_lng -> Nullable<Float8>,
+        title_search -> Tsvector,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
         limiter::ClientIp,
         pagination::{self, Page},
     },
-    db::{self, DbPool, enums::UserRole, sql::Sql},
+    db::{self, enums::UserRole, sql::Sql},
     error::{AppError, FieldError},
     service::{
         models::{GeoPoint, ServiceRow},
@@ -29,44 +29,6 @@ use crate::{
     },
     state::AppState,
 };
-
-/// How relevance is ranked, decided once at start-up from what the database has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ranking {
-    /// The RUM index returns matches best first (`search <=> query`, ascending): a page
-    /// reads about a page of index entries.
-    Index,
-    /// Without RUM: `ts_rank` over every match, then a top-N sort.
-    Computed,
-}
-
-/// The index the catalog migration creates when the RUM extension can be installed.
-const RUM_INDEX: &str = "services_search_rum_idx";
-
-/// Which [`Ranking`] this database supports; warns when it is the slow one.
-pub async fn ranking(pool: &DbPool) -> anyhow::Result<Ranking> {
-    #[derive(QueryableByName)]
-    struct Present {
-        #[diesel(sql_type = Bool)]
-        present: bool,
-    }
-    let mut conn = db::checkout(pool).await?;
-    let mut sql = Sql::new();
-    sql.push("SELECT to_regclass(")
-        .bind::<Text, _>(RUM_INDEX)
-        .push(") IS NOT NULL AS present");
-    let found: Present = sql.get_result(&mut conn).await?;
-    if found.present {
-        Ok(Ranking::Index)
-    } else {
-        tracing::warn!(
-            index = RUM_INDEX,
-            "the RUM extension is not installed in this database: relevance search ranks every match \
-             (slower on common words); install postgresql-15-rum and re-run the migration to speed it up"
-        );
-        Ok(Ranking::Computed)
-    }
-}
 
 /// A listing's point, as the location index has it.
 const POINT: &str = "ll_to_earth(s.location_lat, s.location_lng)";
@@ -134,15 +96,46 @@ enum Position {
     PriceDesc(i64, ServiceId),
     /// `COALESCE(rating_avg, -1)`: unrated listings sort last.
     Rating(f64, ServiceId),
-    /// `ts_rank` ([`Ranking::Computed`]); whether the last word was a prefix.
-    Relevance(f32, ServiceId, bool),
-    /// `search <=> query` ([`Ranking::Index`]): a cursor of the other ranking is a 400.
-    IndexedRelevance(f32, ServiceId, bool),
+    /// The relevance tier and the last id in it; whether the last word was a prefix.
+    Relevance(Tier, ServiceId, bool),
     /// The cube distance `<->` from the `near` point (ordered like the great circle).
     Distance(f64, ServiceId),
     /// `word_similarity` of the query to the title: the typo fallback's pages.
     Similar(f32, ServiceId),
 }
+
+/// How well a listing matches the words, best first; within a tier, newest first.
+///
+/// Two tiers and an id order, rather than a score: a score (`ts_rank`, RUM's `<=>`)
+/// needs every match scored before the first is known, and with few distinct scores
+/// an exact (score, id) keyset page reads a whole tie group. Ordered by (tier, id),
+/// a page of a common word is an id-index walk that stops after a page of matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Tier {
+    /// The title alone matches the words.
+    Title,
+    /// Only title and description together do.
+    Text,
+}
+
+impl Tier {
+    const ALL: [Self; 2] = [Self::Title, Self::Text];
+
+    fn condition(self) -> &'static str {
+        match self {
+            Self::Title => "s.title_search @@ query",
+            Self::Text => "s.search @@ query AND NOT s.title_search @@ query",
+        }
+    }
+}
+
+/// How many of the newest listings (that pass the other filters) a relevance page
+/// looks at for its words before it asks the words' index instead. A word in one
+/// listing in a hundred fills a page of 20 inside the window; a rarer one is cheaper
+/// from its GIN posting list (measured at 100k listings: 2 000 rows walked in about
+/// 1 ms, against 70–100 ms for the planner's own walk through a whole tier that turned
+/// out empty, which it chose whenever it overestimated a word).
+const WINDOW: i64 = 2000;
 
 /// How the rows of a search with `q` are matched and ranked. A first page tries each in
 /// turn until one finds something: the exact words (the cheapest, and planned fastest:
@@ -151,9 +144,9 @@ enum Position {
 /// Later pages keep the first page's way (their cursor says which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Matching {
-    /// Full text, ranked the database's [`Ranking`] way; `true`: the last word is also a
-    /// prefix (`plumb` finds plumbing, as a search box typed into needs).
-    Words(Ranking, bool),
+    /// Full text, by [`Tier`]; `true`: the last word is also a prefix (`plumb` finds
+    /// plumbing, as a search box typed into needs).
+    Words(bool),
     /// Nothing matched the words: titles similar to what was typed (pg_trgm), most similar
     /// first, so `plumbr` or `plumber` still finds plumbing.
     Similar,
@@ -243,12 +236,10 @@ pub async fn search(
         max_price: search.max_price,
         worker_id: search.worker_id,
     };
-    let matching = match after {
+    let mut matching = match after {
         Some(Position::Similar(..)) => Matching::Similar,
-        Some(Position::Relevance(.., prefix) | Position::IndexedRelevance(.., prefix)) => {
-            Matching::Words(state.ranking, prefix)
-        }
-        _ => Matching::Words(state.ranking, false),
+        Some(Position::Relevance(.., prefix)) => Matching::Words(prefix),
+        _ => Matching::Words(false),
     };
 
     // Search's own pool: its concurrency and statement timeout are capped apart from
@@ -261,14 +252,10 @@ pub async fn search(
             retry_after_secs: 1,
         })?;
     let mut conn = crate::db::checkout(&state.search_db).await?;
-    let mut rows: Vec<Ranked> = page_sql(&filters, matching, sort, after, limit)?
-        .load(&mut conn)
-        .await?;
-    let mut matching = matching;
+    let mut rows = load(&mut conn, &filters, matching, sort, after, limit).await?;
     if after.is_none() && sort == SortOrder::Relevance {
         let fallbacks = [
-            q.and_then(prefixed)
-                .map(|_| Matching::Words(state.ranking, true)),
+            q.and_then(prefixed).map(|_| Matching::Words(true)),
             Some(Matching::Similar),
         ];
         for fallback in fallbacks.into_iter().flatten() {
@@ -276,21 +263,104 @@ pub async fn search(
                 break;
             }
             matching = fallback;
-            rows = page_sql(&filters, matching, sort, after, limit)?
-                .load(&mut conn)
-                .await?;
+            rows = load(&mut conn, &filters, matching, sort, after, limit).await?;
         }
     }
     pagination::paginate(
         &state.cursors,
         rows,
         limit,
-        |r| position(sort, matching, r),
-        |r| Service {
+        |(position, _)| *position,
+        |(_, r)| Service {
             distance_km: r.distance_km,
             ..Service::from(r.service)
         },
     )
+}
+
+/// Up to `limit + 1` rows after `after`, each with its position.
+async fn load(
+    conn: &mut db::DbConn,
+    filters: &Filters<'_>,
+    matching: Matching,
+    sort: SortOrder,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<Vec<(Position, Ranked)>, AppError> {
+    if let (SortOrder::Relevance, Matching::Words(prefix), Some(q)) = (sort, matching, filters.q) {
+        return by_tier(conn, filters, Words { q, prefix }, after, limit).await;
+    }
+    let rows: Vec<Ranked> = page_sql(filters, matching, sort, after, limit)?
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| (position(sort, &r), r)).collect())
+}
+
+/// The words of a full-text search: `q`, and whether its last word is also a prefix.
+#[derive(Debug, Clone, Copy)]
+struct Words<'a> {
+    q: &'a str,
+    prefix: bool,
+}
+
+/// A relevance page: the rest of the cursor's tier, then the next tier if the page is
+/// not full yet, each newest first.
+///
+/// Each tier is asked in two ways, so no word makes a page read far more than its
+/// matches (the planner, left to choose, walked the id index through whole tiers that
+/// turned out empty whenever it overestimated a word):
+/// 1. the [`WINDOW`] newest listings that pass the other filters, then the tier's words
+///    among them. When that fills the page it is the page: every newer listing was
+///    looked at. A common word costs about a page of rows divided by its frequency.
+/// 2. otherwise the words' GIN index gives every match of the tier past the cursor
+///    and the newest are kept: the cost of a rare word's few matches.
+///
+/// A `near` search goes to 2 at once: the radius and the words intersect in bitmaps,
+/// and a window of the newest listings would have to walk past everything outside it.
+/// Both shapes are forced (a subquery with its own LIMIT, an `OFFSET 0` fence), so the
+/// plan does not depend on the words and stays cached as a prepared statement.
+async fn by_tier(
+    conn: &mut db::DbConn,
+    filters: &Filters<'_>,
+    words: Words<'_>,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<Vec<(Position, Ranked)>, AppError> {
+    let after = match after {
+        None => None,
+        Some(Position::Relevance(tier, id, _)) => Some((tier, id)),
+        Some(_) => return Err(AppError::ForeignCursor),
+    };
+    let want = usize::try_from(limit + 1).unwrap_or(usize::MAX);
+    let mut rows = Vec::with_capacity(want);
+    for tier in Tier::ALL {
+        let from = match after {
+            Some((last, _)) if last > tier => continue,
+            Some((last, id)) if last == tier => Some(id),
+            _ => None,
+        };
+        let need = want - rows.len();
+        let mut found: Vec<Ranked> = Vec::new();
+        if filters.around.is_none() {
+            found = tier_sql(filters, words, tier, from, need, Some(WINDOW))
+                .load(conn)
+                .await?;
+        }
+        if found.len() < need {
+            found = tier_sql(filters, words, tier, from, need, None)
+                .load(conn)
+                .await?;
+        }
+        rows.extend(
+            found
+                .into_iter()
+                .map(|r| (Position::Relevance(tier, r.service.id, words.prefix), r)),
+        );
+        if rows.len() == want {
+            break;
+        }
+    }
+    Ok(rows)
 }
 
 /// A search's checked filters.
@@ -304,7 +374,7 @@ struct Filters<'a> {
     worker_id: Option<UserId>,
 }
 
-/// The SQL of one page.
+/// The SQL of one page of every sort but relevance by words ([`tier_sql`]).
 fn page_sql(
     filters: &Filters<'_>,
     matching: Matching,
@@ -315,45 +385,39 @@ fn page_sql(
     let (q, around) = (filters.q, filters.around);
     // Full-text and radius selectivity vary with every value: a plan made for the values
     // at hand beats the cached generic one (measured for q=plumbing over 100k listings:
-    // 122 req/s planned per request, 87 req/s with the generic plan), and the RUM and
-    // KNN index orders need the query and the point as constants.
-    let mut sql = if q.is_some() || around.is_some() {
+    // 122 req/s planned per request, 87 req/s with the generic plan). Nearest first is
+    // the KNN index order whatever the point and radius, so that plan stays cached
+    // (planning it took 0.35 ms, running it 0.5 ms at 100k listings).
+    let by_distance = sort == SortOrder::Distance;
+    let mut sql = if q.is_some() || (around.is_some() && !by_distance) {
         Sql::planned_per_execution()
     } else {
         Sql::new()
     };
-    // Index orders (RUM's `<=>`, GiST's `<->`) can only serve an ORDER BY of that one
-    // operator, so the tie-break by id is an incremental sort over an ordered subquery,
-    // which reads the index in order until the page and its last tie group are complete.
-    // The subquery's LIMIT is opaque to the planner (a NULL, so no limit at all), which
-    // makes it plan for a fraction of the rows, where the ordered index scan wins over
-    // reading every match to sort them.
-    let inner_order = match (sort, matching) {
-        (SortOrder::Relevance, Matching::Words(Ranking::Index, _)) => {
-            Some(" ORDER BY s.search <=> query")
-        }
-        (SortOrder::Distance, _) => {
-            Some(" ORDER BY ll_to_earth(s.location_lat, s.location_lng) <-> origin")
-        }
-        _ => None,
-    };
-    if inner_order.is_some() {
-        sql.push("SELECT * FROM (");
+    // The GiST index's `<->` order can only serve an ORDER BY of that one operator, so
+    // the tie-break by id is an incremental sort over an ordered subquery, which reads
+    // the index in order until the page and its last tie group are complete. The
+    // subquery's LIMIT is opaque to the planner (a NULL, so no limit at all), which makes
+    // it plan for a fraction of the rows, where the ordered index scan wins over reading
+    // every row in the radius to sort them.
+    // Nearest first also keeps the radius and the distance outside, from `knn`: the
+    // chord `<->` is computed once per row, where each `earth_distance` (through the
+    // `earth` domain's checks) cost about as much as the index scan itself (0.5 ms a page
+    // against 0.17 ms at 100k listings). The great circle is `sec_to_gc` of the chord.
+    if by_distance {
+        sql.push("SELECT *, sec_to_gc(page.knn) / 1000 AS distance_km FROM (");
     }
     sql.push("SELECT ").push(COLUMNS);
     sql.push(match (q, matching) {
-        (None, _) => ", 0::real AS rank",
-        (Some(_), Matching::Words(Ranking::Computed, _)) => ", ts_rank(s.search, query) AS rank",
-        (Some(_), Matching::Words(Ranking::Index, _)) => ", s.search <=> query AS rank",
         (Some(_), Matching::Similar) => ", word_similarity(query, s.title) AS rank",
+        _ => ", 0::real AS rank",
     });
-    sql.push(match around {
-        None => ", NULL::float8 AS distance_km, NULL::float8 AS knn FROM services s",
-        Some(_) => {
-            ", earth_distance(origin, ll_to_earth(s.location_lat, s.location_lng)) / 1000 AS distance_km, \
-             ll_to_earth(s.location_lat, s.location_lng) <-> origin AS knn FROM services s"
-        }
-    });
+    if by_distance {
+        sql.push(", ll_to_earth(s.location_lat, s.location_lng) <-> origin AS knn");
+    } else {
+        push_distance(&mut sql, around);
+    }
+    sql.push(" FROM services s");
     match (q, matching) {
         (None, _) => {}
         (Some(q), Matching::Similar) => {
@@ -361,28 +425,9 @@ fn page_sql(
                 .bind::<Text, _>(q.to_owned())
                 .push(" AS text) AS query) typed");
         }
-        (Some(q), Matching::Words(_, prefix)) => match prefixed(q).filter(|_| prefix) {
-            Some((rest, last)) => {
-                sql.push(", (SELECT websearch_to_tsquery('english', ")
-                    .bind::<Text, _>(rest.to_owned())
-                    .push(") && to_tsquery('english', ")
-                    .bind::<Text, _>(format!("{last}:*"))
-                    .push(") AS query) words");
-            }
-            None => {
-                sql.push(", websearch_to_tsquery('english', ")
-                    .bind::<Text, _>(q.to_owned())
-                    .push(") query");
-            }
-        },
+        (Some(q), Matching::Words(prefix)) => push_words(&mut sql, Words { q, prefix }),
     }
-    if let Some(around) = around {
-        sql.push(", ll_to_earth(")
-            .bind::<Float8, _>(around.point.lat)
-            .push(", ")
-            .bind::<Float8, _>(around.point.lng)
-            .push(") origin");
-    }
+    push_origin(&mut sql, around);
     sql.push(" WHERE s.listed");
     match (q, matching) {
         (None, _) => {}
@@ -393,16 +438,146 @@ fn page_sql(
             sql.push(" AND query <% s.title");
         }
     }
+    push_filters(&mut sql, filters, !by_distance);
+    if let Some(after) = after {
+        keyset(&mut sql, sort, after)?;
+    }
+    if by_distance {
+        sql.push(" ORDER BY ll_to_earth(s.location_lat, s.location_lng) <-> origin")
+            .push(" LIMIT (SELECT NULL::bigint)) page");
+        if let Some(around) = around {
+            sql.push(" WHERE page.knn <= gc_to_sec(")
+                .bind::<Float8, _>(around.metres)
+                .push(")");
+        }
+    }
+    sql.push(match sort {
+        SortOrder::Newest => " ORDER BY s.id DESC",
+        SortOrder::PriceAsc => " ORDER BY s.price_cents ASC, s.id ASC",
+        SortOrder::PriceDesc => " ORDER BY s.price_cents DESC, s.id DESC",
+        SortOrder::Rating => " ORDER BY COALESCE(s.rating_avg, -1) DESC, s.id DESC",
+        SortOrder::Relevance => " ORDER BY rank DESC, s.id DESC",
+        SortOrder::Distance => " ORDER BY page.knn, page.id",
+    });
+    sql.push(" LIMIT ").bind::<BigInt, _>(limit + 1);
+    Ok(sql)
+}
+
+/// The SQL of `need` rows of one relevance tier, newest first, older than `after`:
+/// among the `window` newest listings that pass the other filters, or (`None`) from
+/// every match of the words (see [`by_tier`]). A window cannot be combined with `near`.
+fn tier_sql(
+    filters: &Filters<'_>,
+    words: Words<'_>,
+    tier: Tier,
+    after: Option<ServiceId>,
+    need: usize,
+    window: Option<i64>,
+) -> Sql {
+    // The radius's selectivity decides between the location and the words' indexes;
+    // without one, the shape below is the plan whatever the words, and stays cached.
+    let mut sql = if filters.around.is_some() {
+        Sql::planned_per_execution()
+    } else {
+        Sql::new()
+    };
+    let older = |sql: &mut Sql| {
+        if let Some(id) = after {
+            sql.push(" AND s.id < ").bind::<Uuid, _>(id.0);
+        }
+    };
+    let columns = |sql: &mut Sql| {
+        sql.push("SELECT ").push(COLUMNS).push(", 0::real AS rank");
+        push_distance(sql, filters.around);
+    };
+    match window {
+        Some(window) => {
+            columns(&mut sql);
+            sql.push(" FROM (SELECT * FROM services s WHERE s.listed");
+            push_filters(&mut sql, filters, true);
+            older(&mut sql);
+            sql.push(" ORDER BY s.id DESC LIMIT ")
+                .bind::<BigInt, _>(window)
+                .push(") s");
+            push_words(&mut sql, words);
+            sql.push(" WHERE ").push(tier.condition());
+        }
+        None => {
+            // The `OFFSET 0` fence keeps the planner from walking the id index for the
+            // ORDER BY outside it: its guess of the words' frequency decides nothing.
+            sql.push("SELECT * FROM (");
+            columns(&mut sql);
+            sql.push(" FROM services s");
+            push_words(&mut sql, words);
+            push_origin(&mut sql, filters.around);
+            sql.push(" WHERE s.listed AND ").push(tier.condition());
+            push_filters(&mut sql, filters, true);
+            older(&mut sql);
+            sql.push(" OFFSET 0) s");
+        }
+    }
+    sql.push(" ORDER BY s.id DESC LIMIT ")
+        .bind::<BigInt, _>(i64::try_from(need).unwrap_or(i64::MAX));
+    sql
+}
+
+/// The distance columns of a `near` search (NULL without one).
+fn push_distance(sql: &mut Sql, around: Option<Around>) {
+    sql.push(match around {
+        None => ", NULL::float8 AS distance_km, NULL::float8 AS knn",
+        Some(_) => {
+            ", earth_distance(origin, ll_to_earth(s.location_lat, s.location_lng)) / 1000 AS distance_km, \
+             ll_to_earth(s.location_lat, s.location_lng) <-> origin AS knn"
+        }
+    });
+}
+
+/// The `query` the words make, as a FROM item.
+fn push_words(sql: &mut Sql, words: Words<'_>) {
+    match prefixed(words.q).filter(|_| words.prefix) {
+        Some((rest, last)) => {
+            sql.push(", (SELECT websearch_to_tsquery('english', ")
+                .bind::<Text, _>(rest.to_owned())
+                .push(") && to_tsquery('english', ")
+                .bind::<Text, _>(format!("{last}:*"))
+                .push(") AS query) words");
+        }
+        None => {
+            sql.push(", websearch_to_tsquery('english', ")
+                .bind::<Text, _>(words.q.to_owned())
+                .push(") query");
+        }
+    }
+}
+
+/// The `near` point as `origin`, from a FROM item the planner flattens: `origin` then
+/// stands for `ll_to_earth($1, $2)` itself, which a cached generic plan can still order
+/// the location index by (a function in FROM would be a join input it cannot).
+fn push_origin(sql: &mut Sql, around: Option<Around>) {
     if let Some(around) = around {
-        // The box is what the GiST index answers; the distance trims its corners.
+        sql.push(", (SELECT ll_to_earth(")
+            .bind::<Float8, _>(around.point.lat)
+            .push(", ")
+            .bind::<Float8, _>(around.point.lng)
+            .push(") AS origin) here");
+    }
+}
+
+/// Every filter but the words, as ` AND …` conditions on `s`; `radius`: also the exact
+/// distance, which trims the corners of the box (else the caller does).
+fn push_filters(sql: &mut Sql, filters: &Filters<'_>, radius: bool) {
+    if let Some(around) = filters.around {
+        // The box is what the GiST index answers.
         sql.push(" AND s.location_lat IS NOT NULL AND earth_box(origin, ")
             .bind::<Float8, _>(around.metres)
             .push(") @> ")
-            .push(POINT)
-            .push(" AND earth_distance(origin, ")
-            .push(POINT)
-            .push(") <= ")
-            .bind::<Float8, _>(around.metres);
+            .push(POINT);
+        if radius {
+            sql.push(" AND earth_distance(origin, ")
+                .push(POINT)
+                .push(") <= ")
+                .bind::<Float8, _>(around.metres);
+        }
     }
     if let Some(category) = &filters.category {
         sql.push(" AND s.category = ")
@@ -422,26 +597,6 @@ fn page_sql(
     if let Some(worker) = filters.worker_id {
         sql.push(" AND s.worker_id = ").bind::<Uuid, _>(worker.0);
     }
-    if let Some(after) = after {
-        keyset(&mut sql, sort, matching, after)?;
-    }
-    if let Some(inner_order) = inner_order {
-        sql.push(inner_order)
-            .push(" LIMIT (SELECT NULL::bigint)) page");
-    }
-    sql.push(match (sort, matching) {
-        (SortOrder::Newest, _) => " ORDER BY s.id DESC",
-        (SortOrder::PriceAsc, _) => " ORDER BY s.price_cents ASC, s.id ASC",
-        (SortOrder::PriceDesc, _) => " ORDER BY s.price_cents DESC, s.id DESC",
-        (SortOrder::Rating, _) => " ORDER BY COALESCE(s.rating_avg, -1) DESC, s.id DESC",
-        (SortOrder::Relevance, Matching::Words(Ranking::Index, _)) => {
-            " ORDER BY page.rank, page.id DESC"
-        }
-        (SortOrder::Relevance, _) => " ORDER BY rank DESC, s.id DESC",
-        (SortOrder::Distance, _) => " ORDER BY page.knn, page.id",
-    });
-    sql.push(" LIMIT ").bind::<BigInt, _>(limit + 1);
-    Ok(sql)
 }
 
 /// `q` as full text whose last word is also a prefix: the words before it, and the last
@@ -491,32 +646,23 @@ fn query_text(raw: Option<&str>) -> Result<Option<&str>, FieldError> {
     Ok(Some(q))
 }
 
-fn position(sort: SortOrder, matching: Matching, ranked: &Ranked) -> Position {
+/// The position of a row of [`page_sql`], where relevance is the typo fallback's
+/// similarity (relevance by words is [`by_tier`]'s).
+fn position(sort: SortOrder, ranked: &Ranked) -> Position {
     let row = &ranked.service;
-    match (sort, matching) {
-        (SortOrder::Newest, _) => Position::Newest(row.id),
-        (SortOrder::PriceAsc, _) => Position::PriceAsc(row.price_cents, row.id),
-        (SortOrder::PriceDesc, _) => Position::PriceDesc(row.price_cents, row.id),
-        (SortOrder::Rating, _) => Position::Rating(row.rating_avg.unwrap_or(UNRATED), row.id),
-        (SortOrder::Relevance, Matching::Words(Ranking::Computed, prefix)) => {
-            Position::Relevance(ranked.rank, row.id, prefix)
-        }
-        (SortOrder::Relevance, Matching::Words(Ranking::Index, prefix)) => {
-            Position::IndexedRelevance(ranked.rank, row.id, prefix)
-        }
-        (SortOrder::Relevance, Matching::Similar) => Position::Similar(ranked.rank, row.id),
+    match sort {
+        SortOrder::Newest => Position::Newest(row.id),
+        SortOrder::PriceAsc => Position::PriceAsc(row.price_cents, row.id),
+        SortOrder::PriceDesc => Position::PriceDesc(row.price_cents, row.id),
+        SortOrder::Rating => Position::Rating(row.rating_avg.unwrap_or(UNRATED), row.id),
+        SortOrder::Relevance => Position::Similar(ranked.rank, row.id),
         // Every row of a `near` search has a point, so `knn` is set.
-        (SortOrder::Distance, _) => Position::Distance(ranked.knn.unwrap_or(f64::MAX), row.id),
+        SortOrder::Distance => Position::Distance(ranked.knn.unwrap_or(f64::MAX), row.id),
     }
 }
 
 /// Restricts to rows after `after` in `sort` order; a cursor of another sort is a 400.
-fn keyset(
-    sql: &mut Sql,
-    sort: SortOrder,
-    matching: Matching,
-    after: Position,
-) -> Result<(), AppError> {
+fn keyset(sql: &mut Sql, sort: SortOrder, after: Position) -> Result<(), AppError> {
     match (sort, after) {
         (SortOrder::Newest, Position::Newest(id)) => {
             sql.push(" AND s.id < ").bind::<Uuid, _>(id.0);
@@ -541,28 +687,6 @@ fn keyset(
                 .push(", ")
                 .bind::<Uuid, _>(id.0)
                 .push(")");
-        }
-        (SortOrder::Relevance, Position::Relevance(rank, id, _))
-            if matches!(matching, Matching::Words(Ranking::Computed, _)) =>
-        {
-            sql.push(" AND (ts_rank(s.search, query) < ")
-                .bind::<Float4, _>(rank)
-                .push(" OR (ts_rank(s.search, query) = ")
-                .bind::<Float4, _>(rank)
-                .push(" AND s.id < ")
-                .bind::<Uuid, _>(id.0)
-                .push("))");
-        }
-        (SortOrder::Relevance, Position::IndexedRelevance(distance, id, _))
-            if matches!(matching, Matching::Words(Ranking::Index, _)) =>
-        {
-            sql.push(" AND (s.search <=> query > ")
-                .bind::<Float4, _>(distance)
-                .push(" OR (s.search <=> query = ")
-                .bind::<Float4, _>(distance)
-                .push(" AND s.id < ")
-                .bind::<Uuid, _>(id.0)
-                .push("))");
         }
         (SortOrder::Distance, Position::Distance(knn, id)) => {
             sql.push(" AND (")

@@ -1,10 +1,9 @@
 //! Search beyond the basics: "near me" (radius, distance, nearest first), listing
-//! locations, and relevance from the RUM index or, without it, computed.
+//! locations, and relevance by tier (title matches first), newest first in each.
 
 use std::collections::HashSet;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use marketplace::service::search::Ranking;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -247,7 +246,9 @@ async fn bad_near_radius_or_distance_sort_is_a_422_naming_the_field() {
     assert_eq!(edge.status, StatusCode::OK, "{}", edge.body);
 }
 
-/// Listings for relevance: title matches, description matches, many ties.
+/// Listings for relevance, made oldest first: title matches, description-only
+/// matches, and a listing that matches only with both (`piano` in the title, `violin`
+/// in the description), interleaved in time.
 async fn relevance_fixture(app: &TestApp, worker: &Tokens) -> (Vec<String>, Vec<String>) {
     let mut titled = Vec::new();
     let mut described = Vec::new();
@@ -255,107 +256,67 @@ async fn relevance_fixture(app: &TestApp, worker: &Tokens) -> (Vec<String>, Vec<
         titled.push(id(&app
             .listing(
                 &worker.access,
-                json!({"title": format!("Piano lessons {i}"), "description": "Weekly classes"}),
+                json!({"title": format!("Piano lessons {i}"), "description": "Weekly violin classes", "price_cents": 6000}),
             )
             .await));
-        described.push(id(&app.listing(&worker.access, json!({"title": format!("Music classes {i}"), "description": "Guitar and piano for children"})).await));
+        described.push(id(&app.listing(&worker.access, json!({"title": format!("Music classes {i}"), "description": "Guitar and piano for children", "price_cents": 5000 + i})).await));
     }
     app.listing(&worker.access, json!({"title": "Drum lessons"}))
         .await;
     (titled, described)
 }
 
-/// Every page of `q=piano` in order; title matches must all come before the others.
-async fn check_relevance(app: &TestApp, titled: &[String], described: &[String]) -> Vec<String> {
-    let seen = walk(app, "/api/v1/services?q=piano&limit=3").await;
+#[tokio::test]
+async fn relevance_is_title_matches_then_the_rest_newest_first_over_exact_pages() {
+    let (app, _, worker) = setup().await;
+    let (titled, described) = relevance_fixture(&app, &worker).await;
+    let newest_first = |ids: &[String]| ids.iter().rev().cloned().collect::<Vec<_>>();
+    let expected = [newest_first(&titled), newest_first(&described)].concat();
+    // Pages of 3 and 4 cut inside each tier and across the boundary (7 title matches);
+    // each match comes exactly once, title matches first, newest first in each tier.
+    for limit in [1, 3, 4, 7, 100] {
+        let seen = walk(&app, &format!("/api/v1/services?q=piano&limit={limit}")).await;
+        assert_eq!(seen, expected, "limit {limit}");
+    }
+    // Both words in the title, or only with the description.
+    let both = walk(&app, "/api/v1/services?q=piano%20violin&limit=2").await;
     assert_eq!(
-        seen.len(),
-        titled.len() + described.len(),
-        "each match exactly once"
+        both,
+        newest_first(&titled),
+        "title + description together match"
     );
-    let (first, rest) = seen.split_at(titled.len());
-    assert_eq!(
-        first.iter().collect::<HashSet<_>>(),
-        titled.iter().collect(),
-        "title matches first"
-    );
-    assert_eq!(
-        rest.iter().collect::<HashSet<_>>(),
-        described.iter().collect()
-    );
-    let filtered = app
+    // Every filter still applies, in both tiers and on every page.
+    let cheap = walk(&app, "/api/v1/services?q=piano&max_price=5003&limit=2").await;
+    assert_eq!(cheap, newest_first(&described[..4]));
+    let none = app
         .get("/api/v1/services?q=piano&max_price=4999", None)
         .await;
-    assert!(
-        ids(&filtered.json).is_empty(),
-        "filters still apply: {}",
-        filtered.body
-    );
-    seen
-}
-
-#[tokio::test]
-async fn relevance_comes_from_the_index_and_falls_back_without_it() {
-    let (app, _, worker) = setup().await;
-    let mut conn = app.state.db.get().await.expect("conn");
-    let rum_available = {
-        use diesel_async::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Found {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            found: bool,
-        }
-        diesel::sql_query(
-            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'rum') AS found",
-        )
-        .get_result::<Found>(&mut conn)
-        .await
-        .expect("extensions")
-        .found
-    };
-    assert_eq!(
-        app.state.ranking,
-        if rum_available {
-            Ranking::Index
-        } else {
-            Ranking::Computed
-        },
-        "the index is used wherever the extension is installed (scripts/services.sh installs it)"
-    );
-    let (titled, described) = relevance_fixture(&app, &worker).await;
-    let indexed = check_relevance(&app, &titled, &described).await;
-    let cursor = app.get("/api/v1/services?q=piano&limit=3", None).await.json["next_cursor"]
+    assert!(ids(&none.json).is_empty(), "{}", none.body);
+    // Near: the same tiers, only inside the radius.
+    let near = placed(&app, &worker, 1.0, 0.0, json!({"title": "Piano tuning"})).await;
+    let far = placed(&app, &worker, 40.0, 0.0, json!({"title": "Piano removals"})).await;
+    let around = walk(
+        &app,
+        &format!(
+            "/api/v1/services?q=piano&near={},{}&radius_km=5&limit=1",
+            LISBON.0, LISBON.1
+        ),
+    )
+    .await;
+    assert_eq!(around, [near], "{far} is outside the radius");
+    // A cursor of another sort is refused, not misread.
+    let cursor = app.get("/api/v1/services?limit=1", None).await.json["next_cursor"]
         .as_str()
         .expect("cursor")
         .to_owned();
-
-    // The same database without the index, as on a PostgreSQL without RUM.
-    conn.batch_execute("DROP INDEX IF EXISTS services_search_rum_idx")
+    app.get(&format!("/api/v1/services?q=piano&cursor={cursor}"), None)
         .await
-        .expect("drop index");
-    let fallback = app.spawn_sibling().await;
-    assert_eq!(fallback.state.ranking, Ranking::Computed);
-    assert!(
-        crate::common::wait_for_log("the RUM extension is not installed")
-            .await
-            .contains("the RUM extension is not installed")
-    );
-    let computed = check_relevance(&fallback, &titled, &described).await;
-    assert_eq!(computed, indexed, "the same order either way");
-    if rum_available {
-        fallback
-            .get(
-                &format!("/api/v1/services?q=piano&limit=3&cursor={cursor}"),
-                None,
-            )
-            .await
-            .assert_problem(400, "bad_cursor");
-    }
+        .assert_problem(400, "bad_cursor");
 }
 
 /// A PostgreSQL where the service's role may not create RUM (a managed provider's
-/// allow-list with cube and earthdistance but not rum): migrations still succeed and
-/// search ranks without the index.
+/// allow-list with cube and earthdistance but not rum): the catalog migration, which
+/// tried RUM before search ranked by tier, still succeeds, and so does every later one.
 #[tokio::test]
 async fn migrations_succeed_where_rum_cannot_be_created() {
     struct Cleanup(String);
@@ -420,7 +381,6 @@ async fn migrations_succeed_where_rum_cannot_be_created() {
     let state = marketplace::state::AppState::new(settings)
         .await
         .expect("state");
-    assert_eq!(state.ranking, Ranking::Computed);
     state.db.close();
     state.search_db.close();
 }
