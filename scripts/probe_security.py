@@ -10,13 +10,14 @@ import base64
 import concurrent.futures as cf
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import socket
 import statistics
 import time
 import uuid
+
+import lab
 
 BASE = os.environ.get("BASE", "http://127.0.0.1:18081")
 HOST, PORT = BASE.removeprefix("http://").split(":")
@@ -26,25 +27,11 @@ PASSWORD = "probe password battery"
 
 
 def request(method, path, body=None, token=None, headers=None, timeout=60):
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=timeout)
-    hdrs = dict(headers or {})
-    data = None
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        hdrs.setdefault("content-type", "application/json")
-    if token:
-        hdrs["authorization"] = f"Bearer {token}"
-    started = time.monotonic()
-    try:
-        conn.request(method, path, body=data, headers=hdrs)
-        response = conn.getresponse()
-        payload = response.read()
-        status = response.status
-    except OSError as err:
-        status, payload = f"error:{type(err).__name__}", b""
-    finally:
-        conn.close()
-    return status, time.monotonic() - started, payload
+    """lab.request (shared with the fault and abuse scripts) against BASE; `body` as bytes
+    is sent as it is (multipart uploads)."""
+    raw = body if isinstance(body, bytes) else None
+    return lab.request((HOST, PORT), method, path, None if raw else body, token, headers,
+                       timeout, raw)
 
 
 def summary(results):
@@ -62,7 +49,7 @@ def user(email, role):
             {"email": email, "password": PASSWORD, "full_name": "Probe", "role": role})
     status, _, body = request("POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})
     assert status == 200, (status, body)
-    return json.loads(body)["access_token"]
+    return body["access_token"]
 
 
 def probe_search():
