@@ -163,6 +163,9 @@ pub struct SmtpSettings {
     pub port: u16,
     /// User name and password, when the URL has them.
     pub credentials: Option<(String, Secret)>,
+    /// PEM file of the CA(s) the server's STARTTLS certificate is verified against
+    /// (`SMTP_CA_CERT`); `None`: the public web PKI roots.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl SmtpSettings {
@@ -190,6 +193,7 @@ impl SmtpSettings {
             host,
             port: url.port().unwrap_or(25),
             credentials,
+            ca_cert: None,
         })
     }
 }
@@ -382,17 +386,24 @@ impl Settings {
                 &["http", "https"],
                 "the service's public base URL, e.g. https://marketplace.example.com",
             )?,
-            smtp: match env.get("SMTP_URL").filter(|v| !v.is_empty()) {
-                None => None,
-                Some(raw) => Some(
-                    Url::parse(&raw)
+            smtp: match (
+                env.get("SMTP_URL").filter(|v| !v.is_empty()),
+                env.get("SMTP_CA_CERT").filter(|v| !v.is_empty()),
+            ) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err(env.error("SMTP_CA_CERT", "to be unset unless SMTP_URL is set"));
+                }
+                (Some(raw), ca_cert) => Some(SmtpSettings {
+                    ca_cert: ca_cert.map(Into::into),
+                    ..Url::parse(&raw)
                         .ok()
                         .as_ref()
                         .and_then(SmtpSettings::parse)
                         .ok_or_else(|| {
                             env.error("SMTP_URL", "smtp://[user:password@]host[:port]")
-                        })?,
-                ),
+                        })?
+                }),
             },
             mail_from: env.parse(
                 "MAIL_FROM",
@@ -658,6 +669,18 @@ mod tests {
         assert!(settings(&[]).expect("defaults").smtp.is_none());
         let err = settings(&[("SMTP_URL", "smtps://u:hunter2@mail")]).expect_err("scheme");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+        let s = settings(&[
+            ("SMTP_URL", "smtp://mail.example.com"),
+            ("SMTP_CA_CERT", "/etc/smtp-ca.pem"),
+        ])
+        .expect("valid");
+        let ca = s.smtp.and_then(|smtp| smtp.ca_cert);
+        assert_eq!(
+            ca.as_deref(),
+            Some(std::path::Path::new("/etc/smtp-ca.pem"))
+        );
+        let err = settings(&[("SMTP_CA_CERT", "/etc/smtp-ca.pem")]).expect_err("no server");
+        assert_eq!(err.key, "SMTP_CA_CERT");
     }
 
     #[test]

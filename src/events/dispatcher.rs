@@ -7,9 +7,12 @@
 //! parked: logged, counted, kept for inspection, and no longer in the way of later
 //! events. Notifications stored by a round are pushed after its commit.
 //!
-//! Handlers are idempotent (a notification is unique per event and recipient), so an
-//! event handled twice — a crash between the handler and the commit cannot do that, but
-//! a parked event put back by hand could — tells nobody twice.
+//! Notification handlers are idempotent (a notification is unique per event and
+//! recipient), so an event handled twice tells nobody twice. Emails are not: one is sent
+//! inside the round's transaction, so a rollback after the server accepted it (a crash,
+//! the round aborted at shutdown, a failed commit) sends it again next round — a second
+//! email whose new link supersedes the first. SMTP offers no idempotency key to prevent
+//! that; README ("Email delivery") says what the open transaction holds meanwhile.
 //!
 //! A dedicated connection `LISTEN`s on [`super::CHANNEL`]: a commit that recorded
 //! events wakes the dispatcher at once. Polling every `EVENT_POLL_INTERVAL` covers a

@@ -1,4 +1,6 @@
-//! Outgoing email: SMTP through lettre (STARTTLS whenever the server offers it), or,
+//! Outgoing email: SMTP through lettre (STARTTLS whenever the server offers it, and
+//! required when `SMTP_URL` has credentials; the certificate verified against
+//! `SMTP_CA_CERT` or the public web PKI), or,
 //! with no `SMTP_URL` (development), one `.eml` file per email under `LOG_DIR/mail/`.
 //!
 //! Emails are sent by the event dispatcher, after the change that asked for them has
@@ -10,12 +12,14 @@ pub mod templates;
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use lettre::{
     AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
     transport::smtp::{
         authentication::Credentials,
-        client::{Tls, TlsParameters},
+        client::{Certificate, CertificateStore, Tls, TlsParameters},
     },
 };
 
@@ -49,10 +53,25 @@ impl Mailer {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let transport = match &settings.smtp {
             Some(smtp) => {
+                let mut tls = TlsParameters::builder(smtp.host.clone());
+                if let Some(path) = &smtp.ca_cert {
+                    let pem = std::fs::read(path)
+                        .with_context(|| format!("SMTP_CA_CERT {}", path.display()))?;
+                    tls = tls
+                        .certificate_store(CertificateStore::None)
+                        .add_root_certificate(Certificate::from_pem(&pem)?);
+                }
+                let tls = tls.build()?;
+                // With credentials, STARTTLS is required: someone in the path who strips
+                // the server's STARTTLS offer must not get to read the password.
+                let tls = match smtp.credentials {
+                    Some(_) => Tls::Required(tls),
+                    None => Tls::Opportunistic(tls),
+                };
                 let mut builder =
                     AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
                         .port(smtp.port)
-                        .tls(Tls::Opportunistic(TlsParameters::new(smtp.host.clone())?))
+                        .tls(tls)
                         .timeout(Some(SMTP_TIMEOUT));
                 if let Some((user, password)) = &smtp.credentials {
                     builder = builder

@@ -4,6 +4,7 @@
 
 pub mod mail;
 pub mod oidc;
+pub mod pki;
 pub mod private_postgres;
 pub mod private_redis;
 pub mod python;
