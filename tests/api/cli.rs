@@ -14,7 +14,7 @@ fn marketplace(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
         .current_dir(&dir) // away from any developer .env
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOG_DIR", crate::common::LOG_DIR)
+        .env("LOG_DIR", crate::common::log_dir())
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -112,7 +112,7 @@ async fn sigterm_drains_and_exits_cleanly() {
         .current_dir(std::env::temp_dir())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOG_DIR", crate::common::LOG_DIR)
+        .env("LOG_DIR", crate::common::log_dir())
         .env("DATABASE_URL", &url)
         .env("REDIS_URL", crate::common::REDIS_URL)
         .env("REDIS_KEY_PREFIX", &app.settings.redis_prefix)

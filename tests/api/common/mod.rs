@@ -34,8 +34,32 @@ use tokio::sync::Mutex;
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
-/// Where the JSON log of the whole test run goes.
-pub const LOG_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/test-logs");
+/// Where this test process's JSON log goes: a folder of its own (`test-logs/<pid>`), so a
+/// test looking for a line can never find one an earlier run wrote. Folders (and files)
+/// left by processes that are gone are removed on first use.
+pub fn log_dir() -> &'static str {
+    static DIR: OnceLock<String> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let alive = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+                .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                let _ = match path.is_dir() {
+                    true => std::fs::remove_dir_all(&path),
+                    false => std::fs::remove_file(&path),
+                };
+            }
+        }
+        root.join(run_id().to_string())
+            .to_string_lossy()
+            .into_owned()
+    })
+}
 pub const PASSWORD: &str = "correct horse battery";
 /// The `METRICS_TOKEN` every test app is configured with.
 pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
@@ -156,7 +180,7 @@ fn init_logging() {
     GUARD.get_or_init(|| {
         logging::init(&LogTargets {
             level: "marketplace=debug,poem=debug,info",
-            dir: LOG_DIR,
+            dir: log_dir(),
             max_files: 2,
             stdout: None,
         })
@@ -167,7 +191,7 @@ fn init_logging() {
 /// Everything in the run's log so far.
 pub fn read_logs() -> String {
     let mut all = String::new();
-    for entry in std::fs::read_dir(LOG_DIR).expect("log dir").flatten() {
+    for entry in std::fs::read_dir(log_dir()).expect("log dir").flatten() {
         all.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
     }
     all
@@ -211,7 +235,7 @@ pub fn settings_for(db_name: &str, prefix: &str, overrides: &[(&str, &str)]) -> 
         ("DATABASE_URL", format!("{PG_HOST}/{db_name}")),
         ("REDIS_URL", REDIS_URL.to_owned()),
         ("REDIS_KEY_PREFIX", prefix.to_owned()),
-        ("LOG_DIR", LOG_DIR.to_owned()),
+        ("LOG_DIR", log_dir().to_owned()),
         ("UPLOAD_DIR", upload_dir(db_name)),
         ("RATE_LIMIT_PER_SEC", "100000".to_owned()),
         ("RATE_LIMIT_BURST", "100000".to_owned()),
