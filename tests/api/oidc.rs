@@ -365,6 +365,30 @@ async fn a_state_is_single_use_and_belongs_to_its_provider() {
         .assert_problem(400, "oidc_state_invalid");
 }
 
+/// The provider enforces PKCE (tests/api/common/oidc_provider.py): a code redeemed with
+/// the verifier of another sign-in is refused at its token endpoint, before any ID
+/// token (whose nonce would not match either) exists.
+#[tokio::test]
+async fn a_code_redeemed_with_another_sign_ins_verifier_is_refused_by_the_provider() {
+    let provider = oidc::shared();
+    let app = app_with(provider, &[]).await;
+    let (sub, email) = someone("paulo");
+    provider
+        .set_user(&sub, json!({"email": email, "email_verified": true}))
+        .await;
+    let body = json!({ "redirect_uri": REDIRECT_URI });
+    let (code, _) = through_provider(&app, provider, &sub, body.clone()).await;
+    let (_, other_state) = through_provider(&app, provider, &sub, body).await;
+    callback(&app, "mock", &code, &other_state)
+        .await
+        .assert_problem(401, "oidc_failed");
+    let logs = crate::common::wait_for_log("Code challenge failed").await;
+    assert!(
+        logs.contains("Code challenge failed"),
+        "the provider's token endpoint refused the verifier"
+    );
+}
+
 #[tokio::test]
 async fn a_sign_in_started_on_one_instance_finishes_on_another() {
     let provider = oidc::shared();
