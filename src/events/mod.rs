@@ -97,9 +97,11 @@ pub enum Event {
     EmailVerificationRequested {
         user_id: UserId,
     },
-    /// Someone asked to reset the password of an existing account: email it a link.
+    /// Someone asked to reset a password: email the account a link. `None` when no
+    /// account has the email: recorded all the same, so that a request does the same
+    /// work (and takes the same time) whether or not the account exists.
     PasswordResetRequested {
-        user_id: UserId,
+        user_id: Option<UserId>,
     },
 }
 

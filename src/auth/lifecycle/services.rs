@@ -82,15 +82,16 @@ pub async fn forgot_password(state: &AppState, ip: ClientIp, raw: &str) -> Resul
     let email = email?;
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async |conn| {
-        let user: Option<UserId> = users::table
+        let user = users::table
             .filter(users::email.eq(&email))
             .select(users::id)
             .first(conn)
             .await
             .optional()?;
-        if let Some(user_id) = user {
-            events::record(conn, &Event::PasswordResetRequested { user_id }).await?;
-        }
+        // Recorded for an unknown email too: skipping the write made those answers
+        // 1.7 ms faster at the median (scripts/time-forgot.sh), which told who has an
+        // account.
+        events::record(conn, &Event::PasswordResetRequested { user_id: user }).await?;
         Ok(())
     })
     .await
@@ -145,9 +146,9 @@ pub async fn send_email_for(state: &AppState, event: &Event) -> anyhow::Result<(
         Event::EmailVerificationRequested { user_id } => {
             send_link(state, *user_id, AccountTokenPurpose::VerifyEmail).await
         }
-        Event::PasswordResetRequested { user_id } => {
-            send_link(state, *user_id, AccountTokenPurpose::ResetPassword).await
-        }
+        Event::PasswordResetRequested {
+            user_id: Some(user_id),
+        } => send_link(state, *user_id, AccountTokenPurpose::ResetPassword).await,
         _ => Ok(()),
     }
 }
