@@ -433,10 +433,9 @@ fn page_sql(
     // subquery's LIMIT is opaque to the planner (a NULL, so no limit at all), which makes
     // it plan for a fraction of the rows, where the ordered index scan wins over reading
     // every row in the radius to sort them.
-    // Nearest first also keeps the radius and the distance outside, from `knn`: the
-    // chord `<->` is computed once per row, where each `earth_distance` (through the
-    // `earth` domain's checks) cost about as much as the index scan itself (0.5 ms a page
-    // against 0.17 ms at 100k listings). The great circle is `sec_to_gc` of the chord.
+    // Nearest first also keeps the radius outside, from `knn`: the chord `<->` is
+    // computed once per row and compared with the radius's chord; `distance_km` is its
+    // great circle, computed in Rust ([`great_circle_km`]).
     if by_distance {
         sql.push("SELECT * FROM (");
     }
