@@ -21,9 +21,14 @@ TIER1="s.title_search @@ query"
 TIER2="s.search @@ query AND NOT s.title_search @@ query"
 window() { echo "SELECT $COLS FROM (SELECT * FROM services s WHERE s.listed $3 ORDER BY s.id DESC LIMIT 2000) s, $1 WHERE $2 ORDER BY s.id DESC LIMIT 21"; }
 matches() { echo "SELECT * FROM (SELECT $COLS FROM services s, $1 WHERE s.listed AND $2 $3 OFFSET 0) s ORDER BY s.id DESC LIMIT 21"; }
-POINT="ll_to_earth(s.location_lat, s.location_lng)"
-ORIGIN="ll_to_earth($lat, $lng) origin"
-within() { echo "s.location_lat IS NOT NULL AND earth_box(origin, $1) @> $POINT AND earth_distance(origin, $POINT) <= $1"; }
+# ll_to_earth's body written out (the location index's expression), the chord of a
+# radius (gc_to_sec) and, with words, a latitude band instead of the box (search.rs).
+POINT="cube(cube(cube(6378168::float8 * cos(radians(s.location_lat)) * cos(radians(s.location_lng))), 6378168::float8 * cos(radians(s.location_lat)) * sin(radians(s.location_lng))), 6378168::float8 * sin(radians(s.location_lat)))"
+ORIGIN="(SELECT cube(cube(cube(6378168::float8 * cos(lat) * cos(lng)), 6378168::float8 * cos(lat) * sin(lng)), 6378168::float8 * sin(lat)) AS origin FROM (SELECT radians($lat) AS lat, radians($lng) AS lng) degrees) here"
+chord() { awk -v m="$1" 'BEGIN { r = 6378168; printf "%.10f", 2 * r * sin(m / (2 * r)) }'; }
+band() { awk -v m="$1" -v lat="$lat" 'BEGIN { d = m / 6378168 * 45 / atan2(1, 1) + 1e-6; printf "s.location_lat BETWEEN %.10f AND %.10f", lat - d, lat + d }'; }
+within() { echo "s.location_lat IS NOT NULL AND cube_enlarge(origin, $(chord "$1"), 3) @> $POINT AND $POINT <-> origin <= $(chord "$1")"; }
+within_band() { echo "s.location_lat IS NOT NULL AND $(band "$1") AND $POINT <-> origin <= $(chord "$1")"; }
 
 explain() { # case filter sql
   local out idx rows exe
@@ -55,7 +60,8 @@ for word in plumbing lisbon reliable "wedding photography" zzzz plumb:*; do
 done
 explain similar "q=plumbr (no words match)" "SELECT $COLS, word_similarity(query, s.title) AS rank FROM services s, (SELECT 'plumbr'::text AS query) typed WHERE s.listed AND query <% s.title ORDER BY rank DESC, s.id DESC LIMIT 21"
 for km in 1 10 25; do
-  explain distance "near, radius_km=$km" "SELECT *, sec_to_gc(page.knn) / 1000 AS distance_km FROM (SELECT $COLS, $POINT <-> origin AS knn FROM services s, $ORIGIN WHERE s.listed AND s.location_lat IS NOT NULL AND earth_box(origin, $((km * 1000))) @> $POINT ORDER BY $POINT <-> origin $OPAQUE) page WHERE page.knn <= gc_to_sec($((km * 1000))) ORDER BY page.knn, page.id LIMIT 21"
+  explain distance "near, radius_km=$km" "SELECT * FROM (SELECT $COLS, $POINT <-> origin AS knn FROM services s, $ORIGIN WHERE s.listed AND s.location_lat IS NOT NULL AND cube_enlarge(origin, $(chord $((km * 1000))), 3) @> $POINT ORDER BY $POINT <-> origin $OPAQUE) page WHERE page.knn <= $(chord $((km * 1000))) ORDER BY page.knn, page.id LIMIT 21"
   explain newest "near, radius_km=$km" "SELECT $COLS FROM services s, $ORIGIN WHERE s.listed AND $(within $((km * 1000))) ORDER BY s.id DESC LIMIT 21"
-  explain tier1-match "q=plumbing, near, radius_km=$km" "$(matches "websearch_to_tsquery('english', 'plumbing') query, $ORIGIN" "$TIER1" "AND $(within $((km * 1000)))")"
+  explain tier1-match "q=plumbing, near, radius_km=$km" "$(matches "websearch_to_tsquery('english', 'plumbing') query, $ORIGIN" "$TIER1" "AND $(within_band $((km * 1000)))")"
+  explain tier2-match "q=plumbing, near, radius_km=$km" "$(matches "websearch_to_tsquery('english', 'plumbing') query, $ORIGIN" "$TIER2" "AND $(within_band $((km * 1000)))")"
 done

@@ -30,8 +30,43 @@ use crate::{
     state::AppState,
 };
 
-/// A listing's point, as the location index has it.
-const POINT: &str = "ll_to_earth(s.location_lat, s.location_lng)";
+/// A listing's point, as the location index has it (migration
+/// `2026-12-06-000200_location_reads`): the body of earthdistance's `ll_to_earth`, written
+/// out. `ll_to_earth`, `earth_box`, `earth_distance`, `gc_to_sec` and `sec_to_gc` are
+/// SQL-language functions PostgreSQL does not inline (a domain result, a CASE under
+/// STRICT): each query parsed and planned their bodies again and ran a small plan per
+/// row. Profiled at 100k listings, that parsing was the largest cost of a nearest-first
+/// page; these queries use none of them.
+const POINT: &str = "cube(cube(cube(6378168::float8 * cos(radians(s.location_lat)) * cos(radians(s.location_lng))), \
+     6378168::float8 * cos(radians(s.location_lat)) * sin(radians(s.location_lng))), \
+     6378168::float8 * sin(radians(s.location_lat)))";
+
+/// earthdistance's `earth()`: the radius its cube points sit on, in metres.
+const EARTH_RADIUS_M: f64 = 6_378_168.0;
+
+/// The straight-line (chord) length of a great-circle distance, as `gc_to_sec`: what the
+/// cube distance `<->` measures, so a radius becomes a bound on it.
+fn chord(metres: f64) -> f64 {
+    if metres < 0.0 {
+        0.0
+    } else if metres / EARTH_RADIUS_M > std::f64::consts::PI {
+        2.0 * EARTH_RADIUS_M
+    } else {
+        2.0 * EARTH_RADIUS_M * (metres / (2.0 * EARTH_RADIUS_M)).sin()
+    }
+}
+
+/// The great-circle distance in km of a chord, as `sec_to_gc`.
+fn great_circle_km(chord: f64) -> f64 {
+    let metres = if chord < 0.0 {
+        0.0
+    } else if chord / (2.0 * EARTH_RADIUS_M) > 1.0 {
+        std::f64::consts::PI * EARTH_RADIUS_M
+    } else {
+        2.0 * EARTH_RADIUS_M * (chord / (2.0 * EARTH_RADIUS_M)).asin()
+    };
+    metres / 1000.0
+}
 
 /// What booking needs of a publicly visible listing.
 #[derive(Debug, QueryableByName)]
@@ -158,9 +193,7 @@ struct Ranked {
     service: ServiceRow,
     #[diesel(sql_type = Float4)]
     rank: f32,
-    #[diesel(sql_type = Nullable<Float8>)]
-    distance_km: Option<f64>,
-    /// The nearest-first sort key.
+    /// The chord to the `near` point: the nearest-first sort key, and the distance.
     #[diesel(sql_type = Nullable<Float8>)]
     knn: Option<f64>,
 }
@@ -272,7 +305,7 @@ pub async fn search(
         limit,
         |(position, _)| *position,
         |(_, r)| Service {
-            distance_km: r.distance_km,
+            distance_km: r.knn.map(great_circle_km),
             ..Service::from(r.service)
         },
     )
@@ -400,23 +433,18 @@ fn page_sql(
     // subquery's LIMIT is opaque to the planner (a NULL, so no limit at all), which makes
     // it plan for a fraction of the rows, where the ordered index scan wins over reading
     // every row in the radius to sort them.
-    // Nearest first also keeps the radius and the distance outside, from `knn`: the
-    // chord `<->` is computed once per row, where each `earth_distance` (through the
-    // `earth` domain's checks) cost about as much as the index scan itself (0.5 ms a page
-    // against 0.17 ms at 100k listings). The great circle is `sec_to_gc` of the chord.
+    // Nearest first also keeps the radius outside, from `knn`: the chord `<->` is
+    // computed once per row and compared with the radius's chord; `distance_km` is its
+    // great circle, computed in Rust ([`great_circle_km`]).
     if by_distance {
-        sql.push("SELECT *, sec_to_gc(page.knn) / 1000 AS distance_km FROM (");
+        sql.push("SELECT * FROM (");
     }
     sql.push("SELECT ").push(COLUMNS);
     sql.push(match (q, matching) {
         (Some(_), Matching::Similar) => ", word_similarity(query, s.title) AS rank",
         _ => ", 0::real AS rank",
     });
-    if by_distance {
-        sql.push(", ll_to_earth(s.location_lat, s.location_lng) <-> origin AS knn");
-    } else {
-        push_distance(&mut sql, around);
-    }
+    push_distance(&mut sql, around);
     sql.push(" FROM services s");
     match (q, matching) {
         (None, _) => {}
@@ -438,17 +466,22 @@ fn page_sql(
             sql.push(" AND query <% s.title");
         }
     }
-    push_filters(&mut sql, filters, !by_distance);
+    let radius = match (by_distance, q) {
+        (true, _) => Radius::Knn,
+        (false, Some(_)) => Radius::Band,
+        (false, None) => Radius::Box,
+    };
+    push_filters(&mut sql, filters, radius);
     if let Some(after) = after {
         keyset(&mut sql, sort, after)?;
     }
     if by_distance {
-        sql.push(" ORDER BY ll_to_earth(s.location_lat, s.location_lng) <-> origin")
-            .push(" LIMIT (SELECT NULL::bigint)) page");
+        sql.push(" ORDER BY ")
+            .push(POINT)
+            .push(" <-> origin LIMIT (SELECT NULL::bigint)) page");
         if let Some(around) = around {
-            sql.push(" WHERE page.knn <= gc_to_sec(")
-                .bind::<Float8, _>(around.metres)
-                .push(")");
+            sql.push(" WHERE page.knn <= ")
+                .bind::<Float8, _>(chord(around.metres));
         }
     }
     sql.push(match sort {
@@ -494,7 +527,7 @@ fn tier_sql(
         Some(window) => {
             columns(&mut sql);
             sql.push(" FROM (SELECT * FROM services s WHERE s.listed");
-            push_filters(&mut sql, filters, true);
+            push_filters(&mut sql, filters, Radius::Box);
             older(&mut sql);
             sql.push(" ORDER BY s.id DESC LIMIT ")
                 .bind::<BigInt, _>(window)
@@ -511,7 +544,7 @@ fn tier_sql(
             push_words(&mut sql, words);
             push_origin(&mut sql, filters.around);
             sql.push(" WHERE s.listed AND ").push(tier.condition());
-            push_filters(&mut sql, filters, true);
+            push_filters(&mut sql, filters, Radius::Band);
             older(&mut sql);
             sql.push(" OFFSET 0) s");
         }
@@ -521,15 +554,13 @@ fn tier_sql(
     sql
 }
 
-/// The distance columns of a `near` search (NULL without one).
+/// The chord to the `near` point as `knn` (NULL without one); the distance is computed
+/// from it in Rust ([`great_circle_km`]).
 fn push_distance(sql: &mut Sql, around: Option<Around>) {
-    sql.push(match around {
-        None => ", NULL::float8 AS distance_km, NULL::float8 AS knn",
-        Some(_) => {
-            ", earth_distance(origin, ll_to_earth(s.location_lat, s.location_lng)) / 1000 AS distance_km, \
-             ll_to_earth(s.location_lat, s.location_lng) <-> origin AS knn"
-        }
-    });
+    match around {
+        None => sql.push(", NULL::float8 AS knn"),
+        Some(_) => sql.push(", ").push(POINT).push(" <-> origin AS knn"),
+    };
 }
 
 /// The `query` the words make, as a FROM item.
@@ -550,33 +581,64 @@ fn push_words(sql: &mut Sql, words: Words<'_>) {
     }
 }
 
-/// The `near` point as `origin`, from a FROM item the planner flattens: `origin` then
-/// stands for `ll_to_earth($1, $2)` itself, which a cached generic plan can still order
-/// the location index by (a function in FROM would be a join input it cannot).
+/// The `near` point as `origin`, from FROM items the planner flattens: `origin` then
+/// stands for the point's expression of `$1, $2` itself, which a cached generic plan can
+/// still order the location index by (a function in FROM would be a join input it
+/// cannot). The expression is [`POINT`]'s, of the parameters' radians.
 fn push_origin(sql: &mut Sql, around: Option<Around>) {
     if let Some(around) = around {
-        sql.push(", (SELECT ll_to_earth(")
-            .bind::<Float8, _>(around.point.lat)
-            .push(", ")
-            .bind::<Float8, _>(around.point.lng)
-            .push(") AS origin) here");
+        sql.push(
+            ", (SELECT cube(cube(cube(6378168::float8 * cos(lat) * cos(lng)), \
+             6378168::float8 * cos(lat) * sin(lng)), 6378168::float8 * sin(lat)) AS origin \
+             FROM (SELECT radians(",
+        )
+        .bind::<Float8, _>(around.point.lat)
+        .push(") AS lat, radians(")
+        .bind::<Float8, _>(around.point.lng)
+        .push(") AS lng) degrees) here");
     }
 }
 
-/// Every filter but the words, as ` AND …` conditions on `s`; `radius`: also the exact
-/// distance, which trims the corners of the box (else the caller does).
-fn push_filters(sql: &mut Sql, filters: &Filters<'_>, radius: bool) {
+/// How a `near` search's radius narrows the rows before its exact distance.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Radius {
+    /// The box the location index answers (`earth_box`, written out); the caller keeps
+    /// the rows whose `knn` is within the radius (nearest first).
+    Knn,
+    /// The box, then the exact distance.
+    Box,
+    /// With words: a latitude band (plain column statistics and a btree), then the exact
+    /// distance. PostgreSQL has no statistics for cube containment and guessed any box at
+    /// 100 rows, so it read every listing in the box (8 700 at 10 km around Lisbon, 100k
+    /// listings) and filtered the words; with the band it estimates the radius and reads
+    /// the words' matches instead (explain: 5 046 → 1 826 buffers, 15 → 7 ms).
+    Band,
+}
+
+/// Every filter but the words, as ` AND …` conditions on `s`, the radius as `radius` says.
+fn push_filters(sql: &mut Sql, filters: &Filters<'_>, radius: Radius) {
     if let Some(around) = filters.around {
-        // The box is what the GiST index answers.
-        sql.push(" AND s.location_lat IS NOT NULL AND earth_box(origin, ")
-            .bind::<Float8, _>(around.metres)
-            .push(") @> ")
-            .push(POINT);
-        if radius {
-            sql.push(" AND earth_distance(origin, ")
+        let bound = chord(around.metres);
+        sql.push(" AND s.location_lat IS NOT NULL");
+        if radius == Radius::Band {
+            // A great circle of d metres spans at least d / R radians of latitude; the
+            // margin keeps rounding from cutting the band's edge.
+            let degrees = (around.metres / EARTH_RADIUS_M).to_degrees() + 1e-6;
+            sql.push(" AND s.location_lat BETWEEN ")
+                .bind::<Float8, _>(around.point.lat - degrees)
+                .push(" AND ")
+                .bind::<Float8, _>(around.point.lat + degrees);
+        } else {
+            sql.push(" AND cube_enlarge(origin, ")
+                .bind::<Float8, _>(bound)
+                .push(", 3) @> ")
+                .push(POINT);
+        }
+        if radius != Radius::Knn {
+            sql.push(" AND ")
                 .push(POINT)
-                .push(") <= ")
-                .bind::<Float8, _>(around.metres);
+                .push(" <-> origin <= ")
+                .bind::<Float8, _>(bound);
         }
     }
     if let Some(category) = &filters.category {
@@ -795,6 +857,27 @@ pub async fn favorites(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `chord` and `great_circle_km` are earthdistance's `gc_to_sec` and `sec_to_gc`:
+    /// inverse of each other over the radii search accepts, clamped outside them.
+    #[test]
+    fn chords_and_great_circles_convert_both_ways() {
+        for km in [0.001, 1.0, 10.0, DEFAULT_RADIUS_KM, MAX_RADIUS_KM, 20_000.0] {
+            let back = great_circle_km(chord(km * 1000.0));
+            assert!((back - km).abs() < 1e-6, "{km} km came back as {back}");
+        }
+        assert!(
+            chord(10_000.0) < 10_000.0,
+            "a chord is shorter than its arc"
+        );
+        assert_eq!(chord(-1.0), 0.0);
+        assert_eq!(chord(1e9), 2.0 * EARTH_RADIUS_M);
+        assert_eq!(great_circle_km(-1.0), 0.0);
+        assert_eq!(
+            great_circle_km(1e9),
+            std::f64::consts::PI * EARTH_RADIUS_M / 1000.0
+        );
+    }
 
     #[test]
     fn queries_are_bounded_in_length_and_words() {

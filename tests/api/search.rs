@@ -152,6 +152,38 @@ async fn near_finds_listings_within_the_radius_nearest_first() {
     assert!(item["location"].is_object() || item["location"].is_null());
 }
 
+/// With words, the radius narrows by a latitude band before the exact distance: the band
+/// must keep what is within the radius at its north and south edges, and the distance
+/// must still drop what the band lets through east and west.
+#[tokio::test]
+async fn words_and_near_keep_the_exact_radius() {
+    let (app, _, worker) = setup().await;
+    let tiling = json!({"title": "Roof tiling", "category": "tiling"});
+    let north_edge = placed(&app, &worker, 9.99, 0.0, tiling.clone()).await;
+    let south_edge = placed(&app, &worker, -9.99, 0.0, tiling.clone()).await;
+    let _north_out = placed(&app, &worker, 10.01, 0.0, tiling.clone()).await;
+    let _east_out = placed(&app, &worker, 0.0, 10.5, tiling.clone()).await;
+    let _west_out = placed(&app, &worker, 1.0, -10.0, tiling.clone()).await;
+    let near = format!("near={},{}&radius_km=10", LISBON.0, LISBON.1);
+    for query in [
+        format!("{near}&q=tiling"),
+        format!("{near}&q=tiling&sort=newest"),
+        format!("{near}&q=tilin"),
+    ] {
+        let page = app.get(&format!("/api/v1/services?{query}"), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert_eq!(
+            ids(&page.json).into_iter().collect::<HashSet<_>>(),
+            HashSet::from([north_edge.clone(), south_edge.clone()]),
+            "{query}"
+        );
+        for item in page.json["items"].as_array().expect("items") {
+            let km = item["distance_km"].as_f64().expect("distance_km");
+            assert!((km - 9.99).abs() < 0.01, "{query}: {km}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_location_is_set_changed_and_cleared() {
     let (app, _, worker) = setup().await;
