@@ -26,6 +26,9 @@ use lettre::{
 use crate::config::Settings;
 
 /// How long one SMTP conversation may take: the dispatcher's round waits for it.
+/// lettre's own timeout bounds only the connect, so [`Mailer::send`] bounds the whole
+/// conversation with it too (a server that stops answering mid-way, e.g. after a
+/// refused AUTH, stalled every later email before).
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One email, ready to send: plain text and HTML alternatives of the same message.
@@ -101,7 +104,11 @@ impl Mailer {
             .multipart(MultiPart::alternative_plain_html(email.text, email.html))?;
         match &self.transport {
             Transport::Smtp(smtp) => {
-                smtp.send(message).await?;
+                tokio::time::timeout(SMTP_TIMEOUT, smtp.send(message))
+                    .await
+                    .with_context(|| {
+                        format!("the SMTP server did not answer within {SMTP_TIMEOUT:?}")
+                    })??;
             }
             Transport::Files(files) => {
                 files.send(message).await?;

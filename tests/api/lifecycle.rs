@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 
 use crate::common::{
     METRICS_TOKEN, PASSWORD, TestApp,
-    mail::{self, link_token},
-    read_logs,
+    mail::{self, MailServer, link_token},
+    pki::{new_ca, pem_file, pki},
+    read_logs, wait_for_log,
 };
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -428,4 +429,116 @@ async fn without_smtp_emails_are_written_under_the_log_dir() {
         eml.contains(&email) && eml.contains("Subject: Confirm your email address"),
         "{eml}"
     );
+}
+
+/// The password of the STARTTLS + AUTH test server's user `mailer`.
+const SMTP_PASSWORD: &str = "right-pass-1";
+
+/// Registers one address with an app that sends as `mailer:{password}` to a STARTTLS +
+/// AUTH server of its own, trusting the CA that signed the server's certificate
+/// (`right_ca`) or an unrelated one, and dispatches its email twice (EVENT_MAX_ATTEMPTS
+/// is 2: a second failure is the last). Returns the server, the app and the address.
+async fn send_to_secure_server(password: &str, right_ca: bool) -> (MailServer, TestApp, String) {
+    let pki = pki();
+    let cert = pem_file("smtp.crt", &pki.server_cert_pem);
+    let key = pem_file("smtp.key", &pki.server_key_pem);
+    let ca = pem_file(
+        "smtp-ca.pem",
+        &if right_ca { pki.ca_pem } else { new_ca().2 },
+    );
+    let server = MailServer::start_secure(&cert, &key, "mailer", SMTP_PASSWORD);
+    let url = format!("smtp://mailer:{password}@127.0.0.1:{}", server.port);
+    let app = TestApp::spawn_with(&[
+        ("SMTP_URL", &url),
+        ("SMTP_CA_CERT", &ca.to_string_lossy()),
+        ("EVENT_MAX_ATTEMPTS", "2"),
+    ])
+    .await;
+    // The server and the app have read their files.
+    for path in [cert, key, ca] {
+        let _ = std::fs::remove_file(path);
+    }
+    let email = address("secure");
+    app.register(&email, "client").await;
+    dispatch_round(&app.state, 100).await.expect("round");
+    sql(&app, "UPDATE events SET next_attempt_at = now()").await;
+    dispatch_round(&app.state, 100).await.expect("round");
+    (server, app, email)
+}
+
+/// The last error of the (only) email event, once it is parked; `None` while it is not.
+async fn parked_error(app: &TestApp) -> Option<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Parked {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        last_error: Option<String>,
+    }
+    let mut conn = app.state.db.get().await.expect("conn");
+    diesel::sql_query("SELECT last_error FROM events WHERE parked_at IS NOT NULL")
+        .get_result::<Parked>(&mut conn)
+        .await
+        .ok()
+        .and_then(|p| p.last_error)
+}
+
+#[tokio::test]
+async fn smtp_with_credentials_delivers_over_starttls_to_a_verified_server() {
+    // The server takes mail only after STARTTLS and AUTH.
+    let (server, app, email) = send_to_secure_server(SMTP_PASSWORD, true).await;
+    let mails = server.wait_for(&email, 1).await;
+    assert_eq!(mails[0].subject, "Confirm your email address");
+    let page = metrics(&app).await;
+    assert_eq!(counter(&page, "emails_sent_total"), 1, "{page}");
+    assert_eq!(counter(&page, "emails_retried_total"), 0, "{page}");
+    assert_eq!(counter(&page, "emails_failed_total"), 0, "{page}");
+}
+
+#[tokio::test]
+async fn a_wrong_smtp_password_is_retried_then_counted_as_failed_and_never_logged() {
+    let (server, app, email) = send_to_secure_server("wrong-pass-2", true).await;
+    let error = parked_error(&app)
+        .await
+        .expect("the email's event is parked");
+    assert!(error.contains("535"), "{error}");
+    assert!(!error.contains("wrong-pass-2"), "{error}");
+    let page = metrics(&app).await;
+    assert_eq!(counter(&page, "emails_retried_total"), 1, "{page}");
+    assert_eq!(counter(&page, "emails_failed_total"), 1, "{page}");
+    assert_eq!(counter(&page, "emails_sent_total"), 0, "{page}");
+    assert!(server.received(&email).is_empty());
+    let logs = wait_for_log("event parked after its last attempt").await;
+    assert!(
+        !logs.contains("wrong-pass-2") && !logs.contains(SMTP_PASSWORD),
+        "an SMTP password reached the log"
+    );
+}
+
+#[tokio::test]
+async fn an_smtp_server_certificate_from_another_ca_is_refused() {
+    let (server, app, email) = send_to_secure_server(SMTP_PASSWORD, false).await;
+    let error = parked_error(&app)
+        .await
+        .expect("the email's event is parked");
+    assert!(error.contains("certificate"), "{error}");
+    let page = metrics(&app).await;
+    assert_eq!(counter(&page, "emails_failed_total"), 1, "{page}");
+    assert_eq!(counter(&page, "emails_sent_total"), 0, "{page}");
+    assert!(server.received(&email).is_empty());
+}
+
+#[tokio::test]
+async fn an_smtp_server_that_stops_answering_fails_the_attempt_instead_of_stalling() {
+    // Connections complete (the kernel's backlog) but nothing is ever said on them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "smtp://127.0.0.1:{}",
+        silent.local_addr().expect("addr").port()
+    );
+    let app = TestApp::spawn_with(&[("SMTP_URL", &url), ("EVENT_MAX_ATTEMPTS", "1")]).await;
+    app.register(&address("silent"), "client").await;
+    dispatch_round(&app.state, 100).await.expect("round");
+    let error = parked_error(&app)
+        .await
+        .expect("the email's event is parked");
+    assert!(error.contains("did not answer"), "{error}");
 }

@@ -2,7 +2,7 @@
 //! process on a free port, ending with the process.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::OnceLock,
     time::{Duration, Instant},
 };
@@ -26,7 +26,7 @@ pub struct Mail {
     pub html: String,
 }
 
-/// The process's SMTP server, started on first use.
+/// The process's SMTP server (no TLS, no AUTH), started on first use.
 pub fn server() -> &'static MailServer {
     static SERVER: OnceLock<MailServer> = OnceLock::new();
     SERVER.get_or_init(MailServer::start)
@@ -34,17 +34,31 @@ pub fn server() -> &'static MailServer {
 
 impl MailServer {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server of its own that offers STARTTLS with `cert`/`key` (PEM files) and
+    /// requires it, then AUTH as `user` with `password`, before it takes any mail.
+    pub fn start_secure(cert: &Path, key: &Path, user: &str, password: &str) -> Self {
+        let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+        Self::start_with(&[path(cert), path(key), user.to_owned(), password.to_owned()])
+    }
+
+    fn start_with(extra: &[String]) -> Self {
         let port = super::tcp_proxy::free_port();
         let dir = PathBuf::from(format!(
-            "{}/mail-{}",
+            "{}/mail-{}-{port}",
             env!("CARGO_TARGET_TMPDIR"),
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let server = PythonServer::start(
-            "smtp_sink.py",
-            &[&port.to_string(), dir.to_str().expect("utf-8 path")],
-        );
+        let mut args = vec![
+            port.to_string(),
+            dir.to_str().expect("utf-8 path").to_owned(),
+        ];
+        args.extend_from_slice(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = PythonServer::start("smtp_sink.py", &args);
         Self {
             port,
             dir,

@@ -6,7 +6,12 @@ use std::{
     io::{BufRead, BufReader},
     process::{Child, ChildStdin, Command, Stdio},
     sync::Mutex,
+    time::{Duration, Instant},
 };
+
+/// How long a server may take to exit once its stdin closes before it is killed (a
+/// server can wait on a client's open connection, e.g. aiosmtpd on a pooled TLS one).
+const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 pub struct PythonServer {
     /// Held open: the server exits when it closes.
@@ -39,12 +44,18 @@ impl PythonServer {
 }
 
 impl Drop for PythonServer {
-    /// Closes its stdin and waits until it has exited (so its port is free again).
+    /// Closes its stdin and waits until it has exited (so its port is free again),
+    /// killing it after [`EXIT_GRACE`]: a test's cleanup must not hang.
     fn drop(&mut self) {
         if let Ok(mut stdin) = self.stdin.lock() {
             stdin.take();
         }
         if let Ok(mut child) = self.child.lock() {
+            let deadline = Instant::now() + EXIT_GRACE;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
             let _ = child.wait();
         }
     }
