@@ -90,9 +90,12 @@ fuzz() { # label [token]
         identity=(-H "Authorization: Bearer $2" --exclude-path /api/v1/auth/logout)
     fi
     echo "== schemathesis as ${label} (${FUZZ_SECONDS} s)"
+    # `--checks all` on the command line re-enables what the config file switches off, so
+    # the one check it disables (use_after_free: a deleted listing stays readable by its
+    # owner, see tests/contract/schemathesis.toml) is excluded here too.
     if ! timeout $((FUZZ_SECONDS + 120)) "$VENV/bin/st" --config-file tests/contract/schemathesis.toml \
         run "$BASE/api/v1/openapi.json" --url "$BASE" \
-        --checks all --phases examples,coverage,fuzzing,stateful \
+        --checks all --exclude-checks use_after_free --phases examples,coverage,fuzzing,stateful \
         --max-time "$FUZZ_SECONDS" --workers "$FUZZ_WORKERS" \
         --report junit --report-dir "target/fuzz-report/${label}" \
         "${identity[@]}"; then
