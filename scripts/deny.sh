@@ -41,6 +41,10 @@ if [ "$age" -gt 30 ]; then
   echo "deny: WARNING advisories published since $newest are not checked; refresh the clone" \
     "(internet access, or ADVISORY_DB_MIRROR=<a newer copy>)"
 fi
+# `--offline` also keeps cargo's metadata offline, and that resolves the dependencies of
+# every platform: a build downloads only this one's (web-sys, android_system_properties…),
+# so a fresh machine must fetch the rest first.
+cargo fetch --locked --quiet
 # The database is in place: the check itself does not fetch again. (cargo-deny refuses a
 # clone last fetched more than 90 days ago: maximum-db-staleness.)
 cargo deny --locked --offline check
