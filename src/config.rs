@@ -91,6 +91,10 @@ pub struct Settings {
     pub db_pool_timeout: Duration,
     /// Server-side cap on any one SQL statement.
     pub db_statement_timeout: Duration,
+    /// Connections that one-statement public reads share, pipelined (a pool of their
+    /// own, beside `db_pool_size`; see [`crate::db::shared`]). Each is one PostgreSQL
+    /// backend, so at most one database core: raise it when those reads outgrow that.
+    pub db_shared_reads: usize,
     /// Connections of the separate pool public search runs on: at most this many
     /// searches run at once, whatever they cost.
     pub search_pool_size: usize,
@@ -335,6 +339,7 @@ impl Settings {
             db_pool_size: env.positive("DB_POOL_SIZE", 16)?,
             db_pool_timeout: env.seconds("DB_POOL_TIMEOUT", 5)?,
             db_statement_timeout: env.seconds("DB_STATEMENT_TIMEOUT", 30)?,
+            db_shared_reads: env.positive("DB_SHARED_READS", 1)?,
             search_pool_size: env.positive("SEARCH_POOL_SIZE", 4)?,
             search_statement_timeout: env.seconds("SEARCH_STATEMENT_TIMEOUT", 2)?,
             search_max_per_ip: env.positive("SEARCH_MAX_PER_IP", 2)?,

@@ -75,6 +75,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     background.shutdown(timeout).await;
     state.db.close();
     state.search_db.close();
+    state.reads.close();
     state.redis.close();
     tracing::info!("stopped");
     Ok(())

@@ -18,7 +18,7 @@ use crate::{
         signing_key,
         upload::{LocalStore, UploadStore},
     },
-    db::{self, DbPool},
+    db::{self, DbPool, shared::SharedReads},
     mail::Mailer,
     messaging::hub::Hub,
 };
@@ -32,6 +32,8 @@ pub struct Inner {
     pub db: DbPool,
     /// Public search's own small pool (see [`db::search_pool`]).
     pub search_db: DbPool,
+    /// Connections that one-statement public reads share, pipelined.
+    pub reads: SharedReads,
     pub redis: RedisPool,
     pub tokens: TokenKeys,
     pub cursors: Cursors,
@@ -93,6 +95,7 @@ impl AppState {
             uploads: Arc::new(LocalStore::new(&settings.upload_dir)),
             revocations,
             search_db: db::search_pool(&settings)?,
+            reads: db::shared_reads(&settings)?,
             db,
             redis,
             settings,

@@ -2,6 +2,7 @@
 
 pub mod enums;
 pub mod schema;
+pub mod shared;
 pub mod sql;
 pub mod tls;
 
@@ -70,6 +71,20 @@ pub fn search_pool(settings: &Settings) -> anyhow::Result<DbPool> {
         settings.search_pool_size,
         settings.search_statement_timeout,
     )
+}
+
+/// The connections one-statement public reads share (see [`shared`]).
+pub fn shared_reads(settings: &Settings) -> anyhow::Result<shared::SharedReads> {
+    let pool = build_pool(
+        settings,
+        2 * settings.db_shared_reads,
+        settings.db_statement_timeout,
+    )?;
+    Ok(shared::SharedReads::new(
+        pool,
+        settings.db_shared_reads,
+        settings.db_pool_timeout,
+    ))
 }
 
 fn build_pool(

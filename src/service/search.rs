@@ -790,8 +790,8 @@ pub async fn find(
         .push(" OR ")
         .bind::<Bool, _>(caller.is_some_and(|c| c.role == UserRole::Admin))
         .push(")");
-    let mut conn = state.conn().await?;
-    let row: ServiceRow = sql.get_result(&mut conn).await?;
+    let conn = state.reads.get().await?;
+    let row: ServiceRow = conn.check(sql.get_result(&mut &*conn).await)?;
     Ok(row.into())
 }
 

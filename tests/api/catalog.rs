@@ -664,3 +664,55 @@ async fn a_bad_or_revoked_token_on_a_public_read_is_still_401() {
         .assert_problem(401, "token_revoked");
     assert_eq!(app.get(&path, None).await.status, StatusCode::OK);
 }
+
+/// `GET /services/{id}` runs on connections shared by concurrent reads, their queries
+/// pipelined: each answer must still be its own request's, whoever asks.
+#[tokio::test]
+async fn concurrent_reads_on_shared_connections_each_get_their_own_answer() {
+    let app = TestApp::spawn_with(&[("DB_SHARED_READS", "2")]).await;
+    let (_, admin) = app.admin("shared-admin@example.com").await;
+    let (_, worker) = app.approved_worker("shared@example.com", &admin).await;
+    let mut listings = Vec::new();
+    for n in 0..8 {
+        let title = format!("Listing number {n}");
+        let listing = app.listing(&worker.access, json!({ "title": title })).await;
+        listings.push((listing["id"].as_str().expect("id").to_owned(), title));
+    }
+    let (hidden, _) = listings[0].clone();
+    let reply = app
+        .post(
+            &format!("/api/v1/admin/services/{hidden}/hide"),
+            Some(&admin.access),
+            json!({"reason": "spam"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    // Anonymous, owner and admin reads of every listing, interleaved, 6 times over.
+    let reads = (0..6).flat_map(|_| {
+        listings.iter().flat_map(|(id, title)| {
+            [None, Some(&worker.access), Some(&admin.access)]
+                .map(|token| (id.clone(), title.clone(), token))
+        })
+    });
+    let replies = futures_util::future::join_all(reads.map(|(id, title, token)| {
+        let app = &app;
+        async move {
+            let reply = app
+                .get(&format!("/api/v1/services/{id}"), token.map(String::as_str))
+                .await;
+            (id, title, token.is_some(), reply)
+        }
+    }))
+    .await;
+    assert_eq!(replies.len(), 6 * 8 * 3);
+    for (id, title, signed_in, reply) in replies {
+        if id == hidden && !signed_in {
+            reply.assert_problem(404, "not_found");
+        } else {
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            assert_eq!(reply.json["id"], id.as_str());
+            assert_eq!(reply.json["title"], title.as_str());
+        }
+    }
+}

@@ -12,6 +12,13 @@ async fn database_down_gives_prompt_503_then_recovers() {
     let url = format!("postgres://postgres@127.0.0.1:{}/{{db}}", proxy.port);
     let app = TestApp::spawn_with(&[("DATABASE_URL", &url), ("DB_POOL_TIMEOUT", "1")]).await;
     let (_, tokens) = app.user("pg@example.com", "client").await;
+    // A listing read goes through the shared read connections (src/db/shared.rs), not a
+    // checkout: they must fail as promptly and come back as surely.
+    let (_, admin) = app.admin("pg-admin@example.com").await;
+    let (_, worker) = app.approved_worker("pg-worker@example.com", &admin).await;
+    let listing = app.listing(&worker.access, serde_json::json!({})).await;
+    let listing = format!("/api/v1/services/{}", listing["id"].as_str().expect("id"));
+    assert_eq!(app.get(&listing, None).await.status, StatusCode::OK);
     assert_eq!(
         app.get("/api/v1/auth/me", Some(&tokens.access))
             .await
@@ -26,6 +33,9 @@ async fn database_down_gives_prompt_503_then_recovers() {
         let reply = app.get("/api/v1/auth/me", Some(&tokens.access)).await;
         reply.assert_problem(503, "dependency_unavailable");
         assert!(!reply.body.contains("5432") && !reply.body.to_lowercase().contains("postgres"));
+        app.get(&listing, None)
+            .await
+            .assert_problem(503, "dependency_unavailable");
     }
     let ready = app.get("/ready", None).await;
     ready.assert_problem(503, "dependency_unavailable");
@@ -54,4 +64,9 @@ async fn database_down_gives_prompt_503_then_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, StatusCode::OK, "the pool recovers by itself");
+    assert_eq!(
+        app.get(&listing, None).await.status,
+        StatusCode::OK,
+        "the shared read connection is replaced"
+    );
 }
