@@ -47,13 +47,14 @@ const MIGRATION_LOCK_KEY: i64 = 0x6d61_726b_6574_0001;
 
 /// Connections are replaced after this long, so server-side memory and
 /// configuration changes do not live forever.
-const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
 
 /// Creates the main pool. Connections are opened lazily: a database that is down at
 /// start-up makes requests answer 503, and the pool recovers when it returns.
 pub fn pool(settings: &Settings) -> anyhow::Result<DbPool> {
     build_pool(
         settings,
+        "marketplace",
         settings.db_pool_size,
         settings.db_statement_timeout,
     )
@@ -68,6 +69,7 @@ pub fn pool(settings: &Settings) -> anyhow::Result<DbPool> {
 pub fn search_pool(settings: &Settings) -> anyhow::Result<DbPool> {
     build_pool(
         settings,
+        "marketplace-search",
         settings.search_pool_size,
         settings.search_statement_timeout,
     )
@@ -77,8 +79,9 @@ pub fn search_pool(settings: &Settings) -> anyhow::Result<DbPool> {
 pub fn shared_reads(settings: &Settings) -> anyhow::Result<shared::SharedReads> {
     let pool = build_pool(
         settings,
+        "marketplace-reads",
         2 * settings.db_shared_reads,
-        settings.db_statement_timeout,
+        shared::STATEMENT_TIMEOUT,
     )?;
     Ok(shared::SharedReads::new(
         pool,
@@ -87,12 +90,14 @@ pub fn shared_reads(settings: &Settings) -> anyhow::Result<shared::SharedReads> 
     ))
 }
 
+/// A pool whose connections show as `application_name` in `pg_stat_activity`.
 fn build_pool(
     settings: &Settings,
+    application_name: &str,
     size: usize,
     statement_timeout: Duration,
 ) -> anyhow::Result<DbPool> {
-    let url = connection_url(settings, statement_timeout);
+    let url = connection_url(settings, application_name, statement_timeout);
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     // A broken connection is detected on use and discarded; verifying every checkout
     // with `SELECT 1` would add a round trip to every request.
@@ -125,14 +130,18 @@ fn build_pool(
 
 /// The configured URL plus the per-connection settings PostgreSQL applies at
 /// connect time, so they cost no extra round trip.
-pub(crate) fn connection_url(settings: &Settings, statement_timeout: Duration) -> Url {
+pub(crate) fn connection_url(
+    settings: &Settings,
+    application_name: &str,
+    statement_timeout: Duration,
+) -> Url {
     let mut url = settings.database_url.clone();
     let statement_timeout_ms = statement_timeout.as_millis();
     let connect_timeout = settings.db_pool_timeout.as_secs().max(1);
     // Built by hand: `query_pairs_mut` writes spaces as `+`, which libpq-style parsers
     // (tokio-postgres included) do not decode.
     let extra = format!(
-        "application_name=marketplace&connect_timeout={connect_timeout}&options=-c%20statement_timeout%3D{statement_timeout_ms}"
+        "application_name={application_name}&connect_timeout={connect_timeout}&options=-c%20statement_timeout%3D{statement_timeout_ms}"
     );
     let query = match url.query() {
         Some(existing) if !existing.is_empty() => format!("{existing}&{extra}"),

@@ -5,24 +5,26 @@
 //! round trip of its own, and PostgreSQL runs a backend per connection, woken for each
 //! query. tokio-postgres (under diesel-async) sends the next query on a connection
 //! before the previous answer arrives: queries queue on the connection, are written and
-//! read in batches, and the server still runs them one after another. On the hottest
-//! read, one listing by key, that takes syscalls and wake-ups off both sides (measured
-//! in the README: `GET /services/{id}` from 0.5 to 0.8 of pgbench's bare primary-key
-//! lookup on the same machine).
+//! read in batches, and the server still runs them one after another, each ending with
+//! its own Sync, so answers cannot be mixed up. On the hottest read, one listing by key,
+//! that takes syscalls and wake-ups off both sides (README, "Catalog reads":
+//! `GET /services/{id}` from 0.5 to 0.8 of pgbench's bare primary-key lookup).
 //!
-//! Only `&AsyncPgConnection` is handed out, so nothing that needs `&mut` — a
-//! transaction, a `SET` — can run on a shared connection: the type system keeps it to
-//! single statements. A query waits for the ones queued before it, so only short,
-//! indexed reads belong here; each connection takes at most [`IN_FLIGHT_PER_CONNECTION`]
-//! at once, and a read that cannot get a place within the pool's wait timeout fails
-//! like a pool checkout does (503), instead of queueing without bound.
+//! What may run here, by convention (`&AsyncPgConnection` still offers `batch_execute`):
+//! one short, indexed, read-only statement, never `SET`, `BEGIN` or anything else that
+//! outlives it — it would change the session of every read that follows. A statement
+//! waits for those queued before it, so these connections have a statement timeout of
+//! [`STATEMENT_TIMEOUT`], the client waits for an answer no longer than
+//! [`ANSWER_TIMEOUT`] (a silent network: the connection is let go), and at most
+//! [`IN_FLIGHT_PER_CONNECTION`] reads per connection are in flight; a read that cannot
+//! start within the pool's wait timeout fails like a pool checkout (503).
 //!
-//! A connection that broke (PostgreSQL restarted) is let go when a read on it fails for
-//! that reason, and the next read borrows a new one from the pool; while the database is
-//! down, that fails too, and the reads answer 503 until it is back.
+//! A connection that is gone (PostgreSQL restarted, `idle_session_timeout`) is let go on
+//! the first read that finds it so, and that read is tried once more on a new one, as
+//! the pool's recycling would have: reads are idempotent. Connections are replaced after
+//! [`MAX_CONNECTION_AGE`](super::MAX_CONNECTION_AGE), as the pool's are.
 
 use std::{
-    ops::Deref,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicUsize, Ordering},
@@ -31,31 +33,31 @@ use std::{
 };
 
 use deadpool::managed::TimeoutType;
-use diesel::result::{DatabaseErrorKind, Error};
-use diesel_async::{AsyncPgConnection, pooled_connection::deadpool::PoolError};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use diesel::result::{DatabaseErrorKind, Error, QueryResult};
+use diesel_async::{
+    AsyncPgConnection,
+    pooled_connection::deadpool::{Object, PoolError},
+};
+use futures_util::future::BoxFuture;
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
 
-use super::{DbConn, DbPool, checkout};
+use super::{DbConn, DbPool, MAX_CONNECTION_AGE, checkout};
+use crate::error::AppError;
 
-/// Queries one shared connection has in flight at most. PostgreSQL answers a primary-key
-/// read in tens of microseconds, so a full queue is a millisecond or two of waiting.
+/// Reads in flight per shared connection, at most. PostgreSQL answers a primary-key read
+/// in tens of microseconds, so a full queue is a millisecond or two of waiting.
 pub const IN_FLIGHT_PER_CONNECTION: usize = 64;
 
-#[derive(Default)]
-struct Slot {
-    conn: Mutex<Option<Arc<DbConn>>>,
-    filling: tokio::sync::Mutex<()>,
-}
+/// Server-side cap on a shared read: every read queued behind it waits as long.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 
-impl Slot {
-    fn lock(&self) -> MutexGuard<'_, Option<Arc<DbConn>>> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn current(&self) -> Option<Arc<DbConn>> {
-        self.lock().as_ref().map(Arc::clone)
-    }
-}
+/// How long a read waits for its answer: the statement timeout, plus a margin for the
+/// queue and the network. Past it the connection is taken for dead (no answer, not even
+/// the server's cancellation) and let go.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct SharedReads {
     pool: DbPool,
@@ -65,16 +67,23 @@ pub struct SharedReads {
     wait: Duration,
 }
 
+#[derive(Default)]
+struct Slot {
+    conn: Mutex<Option<Arc<DbConn>>>,
+    /// Held by the one read that fills the empty slot; the others wait for it.
+    filling: tokio::sync::Mutex<()>,
+}
+
 /// A shared connection, lent for one read.
-pub struct Shared<'a> {
+struct Shared<'a> {
     conn: Arc<DbConn>,
     slot: &'a Slot,
-    _place: OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl SharedReads {
     /// `connections` slots, filled on first use from `pool`; a read waits at most
-    /// `wait` for a place. The pool should hold twice as many connections, so a slot can
+    /// `wait` to start. The pool should hold twice as many connections, so a slot can
     /// be refilled while reads still finish on the connection it let go of.
     pub fn new(pool: DbPool, connections: usize, wait: Duration) -> Self {
         let connections = connections.max(1);
@@ -87,18 +96,48 @@ impl SharedReads {
         }
     }
 
-    /// One of the shared connections, in turn.
-    pub async fn get(&self) -> Result<Shared<'_>, PoolError> {
-        let place = tokio::time::timeout(self.wait, Arc::clone(&self.in_flight).acquire_owned())
+    /// Runs `query` on one of the shared connections (see the module documentation for
+    /// what it may be); once more on a new connection when the first was gone.
+    pub async fn read<T, F>(&self, query: F) -> Result<T, AppError>
+    where
+        F: for<'c> Fn(&'c AsyncPgConnection) -> BoxFuture<'c, QueryResult<T>>,
+    {
+        let deadline = Instant::now() + self.wait;
+        let mut retried = false;
+        loop {
+            let shared = tokio::time::timeout_at(deadline, self.get())
+                .await
+                .map_err(|_| PoolError::Timeout(TimeoutType::Wait))??;
+            let Ok(answer) = tokio::time::timeout(ANSWER_TIMEOUT, query(&shared.conn)).await else {
+                shared.let_go("no answer");
+                return Err(AppError::Unavailable("database"));
+            };
+            match answer {
+                Err(Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info))
+                    if !retried =>
+                {
+                    shared.let_go(info.message());
+                    retried = true;
+                }
+                Err(err @ Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)) => {
+                    shared.let_go(&err.to_string());
+                    return Err(err.into());
+                }
+                answer => return answer.map_err(AppError::from),
+            }
+        }
+    }
+
+    /// One of the shared connections, in turn, with a place among those in flight.
+    async fn get(&self) -> Result<Shared<'_>, PoolError> {
+        let permit = Arc::clone(&self.in_flight)
+            .acquire_owned()
             .await
-            .map_err(|_| PoolError::Timeout(TimeoutType::Wait))?
             .map_err(|_| PoolError::Closed)?;
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
         let conn = match slot.current() {
             Some(conn) => conn,
             None => {
-                // One read fills an empty slot; the others wait for it, rather than each
-                // taking a connection of the pool the slots hold.
                 let _filling = slot.filling.lock().await;
                 match slot.current() {
                     Some(conn) => conn,
@@ -113,7 +152,7 @@ impl SharedReads {
         Ok(Shared {
             conn,
             slot,
-            _place: place,
+            _permit: permit,
         })
     }
 
@@ -127,29 +166,35 @@ impl SharedReads {
     }
 }
 
-impl Shared<'_> {
-    /// Passes a read's result on; when it says the connection is gone (closed, or the
-    /// server is terminating it: a restart), the slot lets go of it (its last reader returns it to the pool, which discards a closed one).
-    pub fn check<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(Error::DatabaseError(kind, info)) = &result
-            && (matches!(
-                kind,
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
-            ) || info.message().starts_with("terminating connection"))
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<DbConn>>> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slot's connection, unless it is empty or its connection too old (let go:
+    /// its last reader returns it to the pool, whose recycling discards it).
+    fn current(&self) -> Option<Arc<DbConn>> {
+        let mut held = self.lock();
+        if held
+            .as_ref()
+            .is_some_and(|conn| Object::metrics(conn).age() > MAX_CONNECTION_AGE)
         {
-            let mut held = self.slot.lock();
-            if held.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.conn)) {
-                held.take();
-            }
+            held.take();
         }
-        result
+        held.as_ref().map(Arc::clone)
     }
 }
 
-impl Deref for Shared<'_> {
-    type Target = AsyncPgConnection;
-
-    fn deref(&self) -> &AsyncPgConnection {
-        &self.conn
+impl Shared<'_> {
+    /// Empties the slot if it still holds this connection.
+    fn let_go(&self, why: &str) {
+        let mut held = self.slot.lock();
+        if held.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.conn)) {
+            tracing::warn!(
+                reason = why,
+                "a shared read connection is gone; replacing it"
+            );
+            held.take();
+        }
     }
 }

@@ -115,7 +115,11 @@ async fn drain(state: &AppState) {
 /// Keeps a `LISTEN` connection open, waking the dispatcher on each notification, and
 /// reconnects when it drops.
 async fn listen(state: AppState, wake: Arc<Notify>) {
-    let url = crate::db::connection_url(&state.settings, state.settings.db_statement_timeout);
+    let url = crate::db::connection_url(
+        &state.settings,
+        "marketplace-events",
+        state.settings.db_statement_timeout,
+    );
     let connector = match crate::db::tls::PgConnector::new(&state.settings.database_tls) {
         Ok(connector) => connector,
         Err(err) => {

@@ -780,18 +780,25 @@ pub async fn find(
     id: ServiceId,
     caller: Option<CurrentUser>,
 ) -> Result<Service, AppError> {
-    let mut sql = Sql::new();
-    sql.push("SELECT ")
-        .push(COLUMNS)
-        .push(" FROM services s WHERE s.id = ")
-        .bind::<Uuid, _>(id.0)
-        .push(" AND (s.listed OR s.worker_id = ")
-        .bind::<Uuid, _>(caller.map_or(uuid::Uuid::nil(), |c| c.id.0))
-        .push(" OR ")
-        .bind::<Bool, _>(caller.is_some_and(|c| c.role == UserRole::Admin))
-        .push(")");
-    let conn = state.reads.get().await?;
-    let row: ServiceRow = conn.check(sql.get_result(&mut &*conn).await)?;
+    let caller_id = caller.map_or(uuid::Uuid::nil(), |c| c.id.0);
+    let admin = caller.is_some_and(|c| c.role == UserRole::Admin);
+    // One indexed statement: the hottest read runs on the shared, pipelined connections.
+    let row: ServiceRow = state
+        .reads
+        .read(|conn| {
+            let mut sql = Sql::new();
+            sql.push("SELECT ")
+                .push(COLUMNS)
+                .push(" FROM services s WHERE s.id = ")
+                .bind::<Uuid, _>(id.0)
+                .push(" AND (s.listed OR s.worker_id = ")
+                .bind::<Uuid, _>(caller_id)
+                .push(" OR ")
+                .bind::<Bool, _>(admin)
+                .push(")");
+            Box::pin(async move { sql.get_result(&mut { conn }).await })
+        })
+        .await?;
     Ok(row.into())
 }
 

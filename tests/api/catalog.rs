@@ -715,4 +715,62 @@ async fn concurrent_reads_on_shared_connections_each_get_their_own_answer() {
             assert_eq!(reply.json["title"], title.as_str());
         }
     }
+    // 144 reads at once, and no more than the 2 shared backends served them.
+    assert_eq!(shared_read_backends(&app).await, 2);
+}
+
+/// Backends of the test's database that the shared read connections opened.
+async fn shared_read_backends(app: &TestApp) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.state.db.get().await.expect("conn");
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'marketplace-reads'",
+    )
+    .get_result::<Count>(&mut conn)
+    .await
+    .expect("pg_stat_activity")
+    .n
+}
+
+/// A shared read connection the server closed while idle (a restart,
+/// `idle_session_timeout`) is replaced on the next read, which still succeeds: the
+/// pool's recycling does as much for a checked-out connection.
+#[tokio::test]
+async fn a_shared_read_connection_closed_while_idle_is_replaced_unseen() {
+    use diesel_async::RunQueryDsl;
+    let (app, _, _, worker) = setup().await;
+    let listing = app.listing(&worker.access, json!({})).await;
+    let path = format!("/api/v1/services/{}", listing["id"].as_str().expect("id"));
+    assert_eq!(app.get(&path, None).await.status, StatusCode::OK);
+    assert_eq!(shared_read_backends(&app).await, 1);
+
+    let mut conn = app.state.db.get().await.expect("conn");
+    diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'marketplace-reads'",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("terminate");
+    drop(conn);
+    for _ in 0..50 {
+        if shared_read_backends(&app).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(shared_read_backends(&app).await, 0);
+    // Time for the client to see the close, as it would between two idle reads.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let reply = app.get(&path, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(shared_read_backends(&app).await, 1);
+    crate::common::wait_for_log("a shared read connection is gone; replacing it").await;
 }
