@@ -15,9 +15,11 @@
 //! outlives it — it would change the session of every read that follows. A statement
 //! waits for those queued before it, so these connections have a statement timeout of
 //! [`STATEMENT_TIMEOUT`], the client waits for an answer no longer than
-//! [`ANSWER_TIMEOUT`] (a silent network: the connection is let go), and at most
-//! [`IN_FLIGHT_PER_CONNECTION`] reads per connection are in flight; a read that cannot
-//! start within the pool's wait timeout fails like a pool checkout (503).
+//! [`ANSWER_TIMEOUT`] (then, unless other reads were answered on it meanwhile — a slow
+//! queue, not a dead connection — it is taken for a silent network: let go and closed,
+//! never pooled again), and at most [`IN_FLIGHT_PER_CONNECTION`] reads per connection
+//! are in flight; a read that cannot start within the pool's wait timeout fails like a
+//! pool checkout (503).
 //!
 //! A connection that is gone (PostgreSQL restarted, `idle_session_timeout`) is let go on
 //! the first read that finds it so, and that read is tried once more on a new one, as
@@ -27,7 +29,7 @@
 use std::{
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -55,28 +57,55 @@ pub const IN_FLIGHT_PER_CONNECTION: usize = 64;
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a read waits for its answer: the statement timeout, plus a margin for the
-/// queue and the network. Past it the connection is taken for dead (no answer, not even
-/// the server's cancellation) and let go.
+/// queue and the network. Past it with no read answered on the connection meanwhile,
+/// the connection is taken for dead (no answer, not even the server's cancellation).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct SharedReads {
     pool: DbPool,
     slots: Box<[Slot]>,
     next: AtomicUsize,
-    in_flight: Arc<Semaphore>,
     wait: Duration,
 }
 
-#[derive(Default)]
+/// A pooled connection the slots share. One that stopped answering is condemned: when
+/// its last reader is done, it leaves the pool instead of going back to it, where the
+/// pool's recycling (which only sees closed connections) would lend it again.
+struct Held {
+    conn: Option<DbConn>,
+    /// Reads answered on it so far: a read that times out while others were answered
+    /// waited in a slow queue, not on a dead connection.
+    answered: AtomicU64,
+    condemned: AtomicBool,
+}
+
+impl Held {
+    fn conn(&self) -> &AsyncPgConnection {
+        self.conn.as_ref().expect("taken only when dropped")
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if *self.condemned.get_mut()
+            && let Some(conn) = self.conn.take()
+        {
+            drop(Object::take(conn));
+        }
+    }
+}
+
 struct Slot {
-    conn: Mutex<Option<Arc<DbConn>>>,
+    conn: Mutex<Option<Arc<Held>>>,
     /// Held by the one read that fills the empty slot; the others wait for it.
     filling: tokio::sync::Mutex<()>,
+    /// Places for reads in flight on this slot's connection.
+    in_flight: Arc<Semaphore>,
 }
 
 /// A shared connection, lent for one read.
 struct Shared<'a> {
-    conn: Arc<DbConn>,
+    held: Arc<Held>,
     slot: &'a Slot,
     _permit: OwnedSemaphorePermit,
 }
@@ -89,9 +118,14 @@ impl SharedReads {
         let connections = connections.max(1);
         Self {
             pool,
-            slots: (0..connections).map(|_| Slot::default()).collect(),
+            slots: (0..connections)
+                .map(|_| Slot {
+                    conn: Mutex::new(None),
+                    filling: tokio::sync::Mutex::new(()),
+                    in_flight: Arc::new(Semaphore::new(IN_FLIGHT_PER_CONNECTION)),
+                })
+                .collect(),
             next: AtomicUsize::new(0),
-            in_flight: Arc::new(Semaphore::new(connections * IN_FLIGHT_PER_CONNECTION)),
             wait,
         }
     }
@@ -108,41 +142,48 @@ impl SharedReads {
             let shared = tokio::time::timeout_at(deadline, self.get())
                 .await
                 .map_err(|_| PoolError::Timeout(TimeoutType::Wait))??;
-            let Ok(answer) = tokio::time::timeout(ANSWER_TIMEOUT, query(&shared.conn)).await else {
-                shared.let_go("no answer");
+            let held = &shared.held;
+            let answered = held.answered.load(Ordering::Relaxed);
+            let Ok(answer) = tokio::time::timeout(ANSWER_TIMEOUT, query(held.conn())).await else {
+                if held.answered.load(Ordering::Relaxed) == answered {
+                    shared.let_go("no answer");
+                    held.condemned.store(true, Ordering::Relaxed);
+                }
                 return Err(AppError::Unavailable("database"));
             };
+            held.answered.fetch_add(1, Ordering::Relaxed);
             match answer {
-                Err(Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info))
-                    if !retried =>
-                {
+                Err(Error::DatabaseError(kind, info)) if is_gone(&kind, info.message()) => {
                     shared.let_go(info.message());
+                    if retried {
+                        return Err(AppError::Unavailable("database"));
+                    }
                     retried = true;
-                }
-                Err(err @ Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)) => {
-                    shared.let_go(&err.to_string());
-                    return Err(err.into());
                 }
                 answer => return answer.map_err(AppError::from),
             }
         }
     }
 
-    /// One of the shared connections, in turn, with a place among those in flight.
+    /// One of the shared connections, in turn, with a place among its reads in flight.
     async fn get(&self) -> Result<Shared<'_>, PoolError> {
-        let permit = Arc::clone(&self.in_flight)
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let permit = Arc::clone(&slot.in_flight)
             .acquire_owned()
             .await
             .map_err(|_| PoolError::Closed)?;
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
-        let conn = match slot.current() {
-            Some(conn) => conn,
+        let held = match slot.current() {
+            Some(held) => held,
             None => {
                 let _filling = slot.filling.lock().await;
                 match slot.current() {
-                    Some(conn) => conn,
+                    Some(held) => held,
                     None => {
-                        let fresh = Arc::new(checkout(&self.pool).await?);
+                        let fresh = Arc::new(Held {
+                            conn: Some(checkout(&self.pool).await?),
+                            answered: AtomicU64::new(0),
+                            condemned: AtomicBool::new(false),
+                        });
                         *slot.lock() = Some(Arc::clone(&fresh));
                         fresh
                     }
@@ -150,7 +191,7 @@ impl SharedReads {
             }
         };
         Ok(Shared {
-            conn,
+            held,
             slot,
             _permit: permit,
         })
@@ -158,8 +199,8 @@ impl SharedReads {
 
     /// Lets go of the connections and closes their pool (shutdown).
     pub fn close(&self) {
-        self.in_flight.close();
         for slot in &self.slots {
+            slot.in_flight.close();
             slot.lock().take();
         }
         self.pool.close();
@@ -167,18 +208,19 @@ impl SharedReads {
 }
 
 impl Slot {
-    fn lock(&self) -> MutexGuard<'_, Option<Arc<DbConn>>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<Held>>> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The slot's connection, unless it is empty or its connection too old (let go:
     /// its last reader returns it to the pool, whose recycling discards it).
-    fn current(&self) -> Option<Arc<DbConn>> {
+    fn current(&self) -> Option<Arc<Held>> {
         let mut held = self.lock();
-        if held
-            .as_ref()
-            .is_some_and(|conn| Object::metrics(conn).age() > MAX_CONNECTION_AGE)
-        {
+        if held.as_ref().is_some_and(|held| {
+            held.conn
+                .as_ref()
+                .is_none_or(|conn| Object::metrics(conn).age() > MAX_CONNECTION_AGE)
+        }) {
             held.take();
         }
         held.as_ref().map(Arc::clone)
@@ -189,7 +231,7 @@ impl Shared<'_> {
     /// Empties the slot if it still holds this connection.
     fn let_go(&self, why: &str) {
         let mut held = self.slot.lock();
-        if held.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.conn)) {
+        if held.as_ref().is_some_and(|h| Arc::ptr_eq(h, &self.held)) {
             tracing::warn!(
                 reason = why,
                 "a shared read connection is gone; replacing it"
@@ -197,4 +239,13 @@ impl Shared<'_> {
             held.take();
         }
     }
+}
+
+/// Whether a read's error says its connection is gone: closed (tokio-postgres gives no
+/// SQLSTATE, diesel-async calls that `UnableToSendCommand`), or being terminated by the
+/// server (a restart, `idle_session_timeout`: PostgreSQL's message, as
+/// [`crate::error`] reads outages).
+fn is_gone(kind: &DatabaseErrorKind, message: &str) -> bool {
+    matches!(kind, DatabaseErrorKind::UnableToSendCommand)
+        || message.starts_with("terminating connection")
 }

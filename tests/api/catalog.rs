@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, Tokens};
+use crate::common::{TestApp, Tokens, tcp_proxy::TcpProxy};
 
 async fn set_ratings(app: &TestApp, ratings: &[(&str, Option<f64>)]) {
     use diesel::prelude::*;
@@ -772,5 +772,43 @@ async fn a_shared_read_connection_closed_while_idle_is_replaced_unseen() {
     let reply = app.get(&path, None).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(shared_read_backends(&app).await, 1);
-    crate::common::wait_for_log("a shared read connection is gone; replacing it").await;
+    assert!(
+        crate::common::wait_for_log("a shared read connection is gone; replacing it")
+            .await
+            .contains("a shared read connection is gone; replacing it")
+    );
+}
+
+/// A shared read connection that goes silent (a network path that died without a
+/// reset: no answer, not even the statement timeout's) costs the reads on it a 503 after
+/// `ANSWER_TIMEOUT`, is replaced for the next read, and never goes back to the pool to be
+/// lent again.
+#[tokio::test]
+async fn a_shared_read_connection_that_goes_silent_is_condemned() {
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
+    let url = format!("postgres://postgres@127.0.0.1:{}/{{db}}", proxy.port);
+    let app = TestApp::spawn_with(&[("DATABASE_URL", &url)]).await;
+    let (_, admin) = app.admin("silent-admin@example.com").await;
+    let (_, worker) = app.approved_worker("silent@example.com", &admin).await;
+    let listing = app.listing(&worker.access, json!({})).await;
+    let path = format!("/api/v1/services/{}", listing["id"].as_str().expect("id"));
+    assert_eq!(app.get(&path, None).await.status, StatusCode::OK);
+
+    proxy.freeze_open();
+    let started = std::time::Instant::now();
+    let reply = app.get(&path, None).await;
+    let waited = started.elapsed();
+    reply.assert_problem(503, "dependency_unavailable");
+    assert!(
+        waited >= marketplace::db::shared::ANSWER_TIMEOUT,
+        "waited {waited:?}"
+    );
+    assert!(
+        crate::common::wait_for_log("no answer")
+            .await
+            .contains("a shared read connection is gone")
+    );
+    // A pooled connection would be lent again, and stay silent.
+    let reply = app.get(&path, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }

@@ -1,5 +1,6 @@
 //! A TCP proxy in front of PostgreSQL that a test can cut and restore, to see how the
-//! service behaves when its database disappears and comes back.
+//! service behaves when its database disappears and comes back, or freeze, to see how it
+//! behaves when a connection goes silent.
 
 use std::{
     net::SocketAddr,
@@ -8,6 +9,7 @@ use std::{
 
 use tokio::{
     net::{TcpListener, TcpStream},
+    sync::Notify,
     task::JoinHandle,
 };
 
@@ -23,7 +25,13 @@ pub struct TcpProxy {
     pub port: u16,
     upstream: SocketAddr,
     listener: Option<JoinHandle<()>>,
-    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    connections: Arc<Mutex<Vec<Proxied>>>,
+}
+
+/// One proxied connection: its forwarding task, and the signal that freezes it.
+struct Proxied {
+    task: JoinHandle<()>,
+    freeze: Arc<Notify>,
 }
 
 impl TcpProxy {
@@ -44,7 +52,15 @@ impl TcpProxy {
             listener.abort();
         }
         for connection in self.connections.lock().expect("lock").drain(..) {
-            connection.abort();
+            connection.task.abort();
+        }
+    }
+
+    /// Every connection open now stops forwarding in both directions but stays open, as
+    /// over a network path that died without a reset; new connections still work.
+    pub fn freeze_open(&self) {
+        for connection in self.connections.lock().expect("lock").iter() {
+            connection.freeze.notify_one();
         }
     }
 
@@ -61,12 +77,23 @@ impl TcpProxy {
         let connections = Arc::clone(&self.connections);
         self.listener = Some(tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                let freeze = Arc::new(Notify::new());
+                let frozen = Arc::clone(&freeze);
                 let task = tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            () = frozen.notified() => {
+                                // Both sockets stay open, silent, until the proxy goes.
+                                std::future::pending::<()>().await;
+                            }
+                        }
                     }
                 });
-                connections.lock().expect("lock").push(task);
+                connections
+                    .lock()
+                    .expect("lock")
+                    .push(Proxied { task, freeze });
             }
         }));
     }
