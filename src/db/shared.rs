@@ -8,7 +8,7 @@
 //! read in batches, and the server still runs them one after another, each ending with
 //! its own Sync, so answers cannot be mixed up. On the hottest read, one listing by key,
 //! that takes syscalls and wake-ups off both sides (README, "Catalog reads":
-//! `GET /services/{id}` from 0.5 to 0.8 of pgbench's bare primary-key lookup).
+//! `GET /services/{id}` from about 0.5 to about 0.8 of pgbench's bare primary-key lookup).
 //!
 //! What may run here, by convention (`&AsyncPgConnection` still offers `batch_execute`):
 //! one short, indexed, read-only statement, never `SET`, `BEGIN` or anything else that
