@@ -3,7 +3,7 @@
 //! Server-rendered HTML ([`pages`], maud templates compiled in) that works without
 //! JavaScript; its one stylesheet is compiled in too. Sign-in is for admins only and
 //! binds a cookie to a login session ([`session`]); every form carries a CSRF token.
-//! Handlers ([`routes`]) call the same service functions as `/api/v1/admin`, so who may
+//! Handlers ([`routes`](mod@routes)) call the same service functions as `/api/v1/admin`, so who may
 //! do what, state changes, audit rows and events are the API's.
 
 pub mod pages;

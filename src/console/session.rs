@@ -288,7 +288,7 @@ struct Envelope<T> {
     form: T,
 }
 
-/// Reads an `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BYTES`].
+/// Reads an `application/x-www-form-urlencoded` body of at most `MAX_FORM_BYTES`.
 pub async fn read_form<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
     let bytes = body
         .into_bytes_limit(MAX_FORM_BYTES)

@@ -7,7 +7,7 @@
 //!   Every request passes it, CORS preflights and refusals included.
 //! - [`Admission`], innermost: the application state, the client IP (after trusted
 //!   proxies), the per-IP rate limit and the body's minimum rate
-//!   ([`TimedBody`](crate::core::connections::TimedBody)), then the routes. It answers every error as
+//!   ([`crate::core::connections::TimedBody`]), then the routes. It answers every error as
 //!   problem+json itself, so CORS outside it adds its headers to errors too (a browser
 //!   can read a 401 or a 429) and preflights, answered by CORS, are never limited.
 //!

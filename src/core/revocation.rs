@@ -15,7 +15,7 @@
 //! - a read-through writes its answer only when no key exists (`SET NX`), so a check
 //!   that read PostgreSQL just before a logout cannot put `1` back over the logout's `0`.
 //!
-//! What remains is bounded by [`LIVE_TTL`]: live answers are cached for a minute only.
+//! What remains is bounded by `LIVE_TTL`: live answers are cached for a minute only.
 //! A Redis that comes back with a `1` and without a later `0` — restored from a snapshot
 //! taken less than a minute before the revocation, or a replica promoted before the
 //! revocation reached it — can accept that session until the `1` expires. A snapshot

@@ -23,8 +23,8 @@
 //!
 //! A connection that is gone (PostgreSQL restarted, `idle_session_timeout`) is let go on
 //! the first read that finds it so, and that read is tried once more on a new one, as
-//! the pool's recycling would have: reads are idempotent. Connections are replaced after
-//! [`MAX_CONNECTION_AGE`](super::MAX_CONNECTION_AGE), as the pool's are.
+//! the pool's recycling would have: reads are idempotent. Connections are replaced at the
+//! pool's maximum age (`MAX_CONNECTION_AGE`), as pooled ones are.
 
 use std::{
     sync::{
@@ -61,6 +61,8 @@ pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// the connection is taken for dead (no answer, not even the server's cancellation).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The shared connections and their pool (see the module documentation); one per
+/// process, in [`AppState`](crate::state::AppState).
 pub struct SharedReads {
     pool: DbPool,
     slots: Box<[Slot]>,

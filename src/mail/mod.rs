@@ -5,7 +5,7 @@
 //!
 //! Emails are sent by the event dispatcher, after the change that asked for them has
 //! committed, and retried with its backoff until the server accepts them (see
-//! [`crate::auth::lifecycle::services::send_link`]). Bodies come from templates compiled
+//! [`send_email_for`](crate::auth::lifecycle::services::send_email_for)). Bodies come from templates compiled
 //! into the binary ([`templates`]).
 
 pub mod templates;

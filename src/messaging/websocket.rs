@@ -62,7 +62,7 @@ fn config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_FRAME_BYTES))
 }
 
-/// Checks the handshake and, when it passes, upgrades into [`serve`].
+/// Checks the handshake and, when it passes, upgrades into `serve`.
 pub async fn upgrade(
     state: &AppState,
     req: &Request,

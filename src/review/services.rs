@@ -49,7 +49,7 @@ impl TryFrom<NewReview> for ReviewInput {
 }
 
 /// Records the review and recomputes the worker's and the listing's averages from the
-/// visible reviews, in one transaction (see [`lock_ratings`]).
+/// visible reviews, in one transaction (see `lock_ratings`).
 pub async fn create(
     state: &AppState,
     caller: CurrentUser,
